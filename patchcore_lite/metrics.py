@@ -1,0 +1,120 @@
+"""MVTec AD metrics: image/pixel AUROC, PRO, F1-optimal threshold. Numpy in, 0-1 floats out."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from scipy.integrate import trapezoid
+from sklearn.metrics import precision_recall_curve, roc_auc_score
+
+
+def _binary(masks) -> np.ndarray:
+    """Bool array from bool, 0/1, 0/255 or float masks (> 0.5 counts as defective)."""
+    return np.asarray(masks) > 0.5
+
+
+def _check_maps(masks, maps) -> tuple[np.ndarray, np.ndarray]:
+    """Masks and maps as (N, H, W) arrays of equal shape; one (H, W) image is accepted too."""
+    masks, maps = _binary(masks), np.asarray(maps)
+    if masks.shape != maps.shape:
+        raise ValueError(f"masks {masks.shape} and maps {maps.shape} differ in shape")
+    if maps.ndim == 2:
+        masks, maps = masks[None], maps[None]
+    if maps.ndim != 3:
+        raise ValueError(f"expected (N, H, W) maps, got {maps.shape}")
+    return masks, maps
+
+
+def image_auroc(labels, scores) -> float | None:
+    """Area under the ROC curve (label 1 = defective); None when only one class is present."""
+    labels = _binary(labels).ravel()
+    if labels.all() or not labels.any():
+        return None
+    return float(roc_auc_score(labels, np.asarray(scores).ravel()))
+
+
+def pixel_auroc(masks, maps) -> float | None:
+    """AUROC over all pixels of all images flattened together (MVTec protocol).
+
+    Maps are not copied: pass float32 to halve memory on large test sets."""
+    masks, maps = _check_maps(masks, maps)
+    return image_auroc(masks, maps)
+
+
+def pro_curve(masks, maps, max_fpr: float | None = 0.3) -> tuple[np.ndarray, np.ndarray] | None:
+    """PRO vs FPR curve, from (0, 0) up to FPR = max_fpr (interpolated there; None = full curve).
+
+    Like the official MVTec code: sort all pixel scores once and accumulate per-pixel
+    contributions (1/num_good for good pixels, 1/(region_size * num_regions) for defect pixels)
+    instead of looping over thresholds. Regions are 8-connected ground-truth components.
+    Returns (fpr, pro), or None when there are no defect regions or no good pixels."""
+    if max_fpr is not None and not 0 < max_fpr <= 1:
+        raise ValueError(f"max_fpr must be in (0, 1], got {max_fpr}")
+    masks, maps = _check_maps(masks, maps)
+    pro_weight = np.zeros(maps.shape, dtype=np.float64)
+    num_regions = 0
+    for weight, mask in zip(pro_weight, masks, strict=True):
+        regions, n = ndimage.label(mask, structure=np.ones((3, 3)))
+        sizes = np.bincount(regions.ravel())
+        weight[mask] = 1.0 / sizes[regions[mask]]
+        num_regions += n
+    num_good = masks.size - int(masks.sum())
+    if num_regions == 0 or num_good == 0:
+        return None
+    order = np.argsort(maps, axis=None)[::-1]  # descending scores
+    scores = maps.ravel()[order]
+    fpr = np.cumsum(~masks.ravel()[order]) / num_good
+    pro = np.cumsum(pro_weight.ravel()[order]) / num_regions
+    last = np.append(scores[1:] != scores[:-1], True)  # last index of each distinct threshold
+    fpr = np.concatenate([[0.0], fpr[last]])
+    pro = np.concatenate([[0.0], np.clip(pro[last], 0.0, 1.0)])
+    return (fpr, pro) if max_fpr is None else _truncate(fpr, pro, max_fpr)
+
+
+def _truncate(fpr: np.ndarray, pro: np.ndarray, max_fpr: float) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the curve up to fpr == max_fpr, adding a linearly interpolated end point if needed."""
+    end = np.searchsorted(fpr, max_fpr, side="right")  # fpr[:end] <= max_fpr, fpr[0] == 0
+    x, y = fpr[:end], pro[:end]
+    if x[-1] < max_fpr:
+        t = (max_fpr - x[-1]) / (fpr[end] - x[-1])
+        x, y = np.append(x, max_fpr), np.append(y, y[-1] + t * (pro[end] - y[-1]))
+    return x, y
+
+
+def pro_area(fpr: np.ndarray, pro: np.ndarray) -> float:
+    """Trapezoid area under a PRO curve divided by its FPR range (1.0 = perfect)."""
+    return float(trapezoid(pro, fpr) / fpr[-1])
+
+
+def pro_score(masks, maps, max_fpr: float = 0.3) -> float | None:
+    """Normalised area under the PRO curve up to max_fpr (MVTec: 0.3); None if undefined."""
+    curve = pro_curve(masks, maps, max_fpr)
+    return None if curve is None else pro_area(*curve)
+
+
+def f1_threshold(labels, scores) -> tuple[float, float] | None:
+    """F1-optimal threshold (anomalous when score >= threshold) and the F1 there.
+
+    None when no image is defective (F1 undefined). Picked on the data it is scored on, so
+    the F1 is optimistic."""
+    labels, scores = _binary(labels).ravel(), np.asarray(scores).ravel()
+    if not labels.any():
+        return None
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0)
+    best = int(np.argmax(f1))
+    return float(thresholds[best]), float(f1[best])
+
+
+def confusion_counts(labels, scores, threshold: float) -> dict[str, int]:
+    """True/false positives/negatives at a threshold (anomalous when score >= threshold)."""
+    labels = _binary(labels).ravel()
+    pred = np.asarray(scores).ravel() >= threshold
+    return {
+        "tp": int(np.sum(pred & labels)),
+        "fp": int(np.sum(pred & ~labels)),
+        "tn": int(np.sum(~pred & ~labels)),
+        "fn": int(np.sum(~pred & labels)),
+    }

@@ -1,0 +1,246 @@
+"""PatchCore in one object: fit a memory bank of normal patches, score new images against it.
+
+fit:     images -> backbone features -> patch embeddings -> subsample -> memory bank
+predict: images -> patch embeddings -> distance to nearest bank patch -> image score + map
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__, embedding, knn, maps, sampling
+from .backbone import FeatureExtractor, load_backbone, state_dict_hash
+from .data import ImageSet
+from .errors import PatchCoreError
+
+THRESHOLD_QUANTILE = 0.99  # default threshold: this quantile of leave-one-out good scores
+THRESHOLD_MAX_IMAGES = 50  # training images scored (without their own patches) to learn it
+
+
+@dataclass
+class Config:
+    """Everything that defines a fitted model (saved with it); the device is not part of it."""
+
+    backbone: str = "resnet18"
+    layers: tuple[str, ...] = ("layer2", "layer3")
+    weights: str | None = "auto"
+    sampling: str = "coreset"
+    sampling_ratio: float = 0.1
+    k: int = 1
+    reweight: bool = False
+    reweight_b: int = 9
+    embed_dim: int | None = None
+    resize: int = 256
+    crop: int = 224
+    seed: int = 0
+    batch_size: int = 16
+    proj_dim: int | None = 128
+
+    def check(self) -> None:
+        """Reject bad settings with a message that names the argument."""
+        if isinstance(self.layers, str):
+            self.layers = tuple(s.strip() for s in self.layers.split(",") if s.strip())
+        self.layers = tuple(self.layers)
+        if not self.layers:
+            raise PatchCoreError("--layers: give at least one layer name")
+        if self.sampling not in sampling.SAMPLING_METHODS:
+            raise PatchCoreError(f"--sampling: unknown method '{self.sampling}' "
+                                 f"(one of {', '.join(sampling.SAMPLING_METHODS)})")
+        sampling.check_ratio(self.sampling_ratio)
+        for name in ("k", "reweight_b", "resize", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise PatchCoreError(f"--{name.replace('_', '-')}: must be >= 1, "
+                                     f"got {getattr(self, name)}")
+        if self.crop < 0 or self.crop > self.resize:
+            raise PatchCoreError(f"--crop: must be in [0, --resize={self.resize}], got {self.crop}")
+        if self.embed_dim is not None and self.embed_dim < 1:
+            raise PatchCoreError(f"--embed-dim: must be >= 1, got {self.embed_dim}")
+
+    @property
+    def input_size(self) -> int:
+        return self.crop or self.resize
+
+
+@dataclass
+class Bank:
+    """The memory bank: patches plus where each came from (training image, grid cell)."""
+
+    patches: torch.Tensor  # (M, D)
+    image: torch.Tensor  # (M,) index into train_images
+    pos: torch.Tensor  # (M,) flat grid index y * w + x
+    grid: tuple[int, int]  # (h, w) patch grid of one image
+    train_images: list[str] = field(default_factory=list)
+
+
+class PatchCore:
+    """PatchCore anomaly detector (Roth et al., CVPR 2022) with a from-scratch pipeline."""
+
+    def __init__(self, backbone: str = "resnet18", layers=("layer2", "layer3"),
+                 weights: str | None = "auto", sampling: str = "coreset",
+                 sampling_ratio: float = 0.1, k: int = 1, device: str = "cpu", seed: int = 0,
+                 progress: bool = True, **options):
+        self.config = Config(backbone=backbone, layers=layers, weights=weights, sampling=sampling,
+                             sampling_ratio=sampling_ratio, k=k, seed=seed, **options)
+        self.config.check()
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise PatchCoreError("--device: cuda requested but no CUDA device is available")
+        self.progress = progress
+        net, self.weights_used = load_backbone(backbone, weights, seed)
+        self.extractor = FeatureExtractor(net, self.config.layers).to(self.device)
+        self.weights_sha256 = state_dict_hash(net)
+        self.bank: Bank | None = None
+        self.threshold: float | None = None
+        self.map_range: tuple[float, float] | None = None
+        self.info: dict = {}
+
+    # ---- what the model is -------------------------------------------------------------
+    @property
+    def pretrained(self) -> bool:
+        return self.weights_used != "random"
+
+    def describe(self) -> str:
+        """One line that says what the model is, weights first: never hide a random init."""
+        c = self.config
+        w = {"imagenet": "ImageNet-pretrained", "random": f"RANDOM-INIT (seed {c.seed}, not "
+             "pretrained)"}.get(self.weights_used, f"weights from {self.weights_used}")
+        ratio = "" if c.sampling == "none" else f" {c.sampling_ratio:g}"
+        return (f"{c.backbone} [{','.join(c.layers)}], {w}; sampling {c.sampling}{ratio}, "
+                f"k={c.k}{', Eq.7 reweight' if c.reweight else ''}, "
+                f"input {c.resize}->{c.crop or 'no crop'}")
+
+    # ---- features ----------------------------------------------------------------------
+    def loader(self, images, batch_size: int | None = None) -> torch.utils.data.DataLoader:
+        ds = ImageSet(images, self.config.resize, self.config.crop)
+        return torch.utils.data.DataLoader(ds, batch_size=batch_size or self.config.batch_size)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) in [0, 1] -> (B, h, w, D) locally aware patch embeddings."""
+        feats = self.extractor(x.to(self.device))
+        return embedding.embed(feats, self.config.embed_dim)
+
+    def features(self, images, desc: str = "features") -> torch.Tensor:
+        """All patch embeddings of `images`: (N, h, w, D), written into one preallocated tensor."""
+        loader, out, n = self.loader(images), None, 0
+        for x in tqdm(loader, desc=desc, disable=not self.progress, unit="batch"):
+            f = self.embed(x)  # (B, h, w, D)
+            if out is None:
+                out = torch.empty((len(loader.dataset), *f.shape[1:]), device=f.device)
+            out[n:n + len(f)] = f
+            n += len(f)
+        return out
+
+    # ---- fit ---------------------------------------------------------------------------
+    def fit(self, images) -> PatchCore:
+        """Build the memory bank from good images and learn the default threshold."""
+        t0 = time.perf_counter()
+        image_list = list(images) if not isinstance(images, (str, Path, torch.Tensor)) else images
+        feats = self.features(image_list, "embed train")  # (N, h, w, D)
+        n, h, w, d = feats.shape
+        if n < 2:
+            raise PatchCoreError("images: need at least 2 good training images")
+        flat = feats.reshape(-1, d)  # (N*h*w, D)
+        t1 = time.perf_counter()
+        c = self.config
+        idx = sampling.subsample(flat, c.sampling, c.sampling_ratio, c.seed, c.proj_dim,
+                                 self.progress).to(flat.device)
+        t2 = time.perf_counter()
+        self.bank = Bank(flat[idx].clone(), (idx // (h * w)).int(), (idx % (h * w)).int(), (h, w),
+                         _names(image_list))
+        del flat
+        self._learn_threshold(feats)
+        self.info = dict(n_train=n, n_patches=n * h * w, memory_bank_size=len(idx), embed_dim=d,
+                         embed_seconds=t1 - t0, sampling_seconds=t2 - t1,
+                         fit_seconds=time.perf_counter() - t0)
+        return self
+
+    def _learn_threshold(self, feats: torch.Tensor) -> None:
+        """Score good training images against the bank without their own patches (leave one out)."""
+        n = feats.shape[0]
+        g = torch.Generator().manual_seed(self.config.seed)
+        chosen = torch.randperm(n, generator=g)[:THRESHOLD_MAX_IMAGES].sort().values.tolist()
+        scores, good_maps = [], []
+        for i in chosen:
+            keep = self.bank.image != i
+            if not bool(keep.any()):
+                continue
+            s, m, _ = self._score(feats[i:i + 1], self.bank.patches[keep])
+            scores.append(s)
+            good_maps.append(m)
+        scores_t = torch.cat(scores)
+        self.threshold = float(torch.quantile(scores_t.double(), THRESHOLD_QUANTILE))
+        self.map_range = maps.color_scale(torch.cat(good_maps), self.threshold)
+        self.threshold_info = dict(method="leave-one-image-out quantile",
+                                   quantile=THRESHOLD_QUANTILE, n_images=len(scores))
+
+    # ---- predict -----------------------------------------------------------------------
+    def _score(self, feats: torch.Tensor, bank: torch.Tensor):
+        """(B, h, w, D) -> image scores (B,), anomaly maps (B, S, S), patch scores (B, h, w)."""
+        b, h, w, d = feats.shape
+        q = feats.reshape(-1, d)  # (B*h*w, D)
+        dist, idx = knn.knn(q, bank, self.config.k)  # (B*h*w, k)
+        patch = dist.mean(dim=1).reshape(b, h * w)  # (B, h*w)
+        if self.config.reweight:
+            image = knn.reweight(feats.reshape(b, h * w, d), patch, idx[:, 0].reshape(b, -1),
+                                 bank, self.config.reweight_b)
+        else:
+            image = patch.max(dim=1).values  # (B,)
+        s = self.config.input_size
+        return image, maps.anomaly_map(patch.reshape(b, h, w), (s, s)), patch.reshape(b, h, w)
+
+    def predict(self, images, return_patches: bool = False):
+        """Image scores (N,) and anomaly maps (N, S, S) as numpy arrays at the model's input size."""
+        if self.bank is None:
+            raise PatchCoreError("model: call fit() (or PatchCore.load) before predict()")
+        scores, amaps, patches = [], [], []
+        for x in tqdm(self.loader(images), desc="predict", disable=not self.progress,
+                      unit="batch"):
+            s, m, p = self._score(self.embed(x), self.bank.patches)
+            scores.append(s.cpu())
+            amaps.append(m.cpu())
+            patches.append(p.cpu())
+        out = torch.cat(scores).numpy(), torch.cat(amaps).numpy()
+        return (*out, torch.cat(patches).numpy()) if return_patches else out
+
+    def nearest_patch(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For patch embeddings (P, D): distance and bank index of each one's nearest normal patch."""
+        dist, idx = knn.knn(feats.reshape(-1, feats.shape[-1]), self.bank.patches, 1)
+        return dist[:, 0], idx[:, 0]
+
+    # ---- save / load -------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        from .io import save_model
+
+        return save_model(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu", progress: bool = True) -> PatchCore:
+        from .io import load_model
+
+        return load_model(cls, path, device, progress)
+
+    def header(self) -> dict:
+        """JSON-safe description of the fitted model (saved with the bank, shown in reports)."""
+        return dict(config=asdict(self.config), weights=self.weights_used,
+                    weights_sha256=self.weights_sha256, threshold=self.threshold,
+                    threshold_info=getattr(self, "threshold_info", None),
+                    map_range=list(self.map_range) if self.map_range else None,
+                    grid=list(self.bank.grid) if self.bank else None,
+                    train_images=self.bank.train_images if self.bank else [],
+                    info=self.info, version=__version__)
+
+
+def _names(images) -> list[str]:
+    """Printable names of training images (paths as given; in-memory images by index)."""
+    if isinstance(images, (str, Path)):
+        from .data import good_images
+
+        return [str(p) for p in good_images(images)]
+    return [str(im) if isinstance(im, (str, Path)) else f"<image {i}>"
+            for i, im in enumerate(images)]
+
