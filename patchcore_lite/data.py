@@ -54,9 +54,8 @@ def test_samples(category: str | Path) -> list[Sample]:
         raise PatchCoreError(f"{cat}: folder not found")
     test = cat / "test"
     if not (cat / "train" / "good").is_dir() or not test.is_dir():
-        raise PatchCoreError(
-            f"{cat}: not an MVTec AD layout category (expected {cat}/train/good and {cat}/test/<defect>)"
-        )
+        raise PatchCoreError(f"{cat}: not an MVTec AD layout category "
+                             f"(expected {cat}/train/good and {cat}/test/<defect>)")
     samples = []
     for d in sorted(p for p in test.iterdir() if p.is_dir()):
         for img in list_images(d):

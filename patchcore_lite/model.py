@@ -194,7 +194,7 @@ class PatchCore:
         return image, maps.anomaly_map(patch.reshape(b, h, w), (s, s)), patch.reshape(b, h, w)
 
     def predict(self, images, return_patches: bool = False):
-        """Image scores (N,) and anomaly maps (N, S, S) as numpy arrays at the model's input size."""
+        """Image scores (N,) and anomaly maps (N, S, S), numpy, at the model input size."""
         if self.bank is None:
             raise PatchCoreError("model: call fit() (or PatchCore.load) before predict()")
         scores, amaps, patches = [], [], []
@@ -208,7 +208,7 @@ class PatchCore:
         return (*out, torch.cat(patches).numpy()) if return_patches else out
 
     def nearest_patch(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """For patch embeddings (P, D): distance and bank index of each one's nearest normal patch."""
+        """Patch embeddings (P, D) -> distance and bank index of each nearest normal patch."""
         dist, idx = knn.knn(feats.reshape(-1, feats.shape[-1]), self.bank.patches, 1)
         return dist[:, 0], idx[:, 0]
 

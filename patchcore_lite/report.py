@@ -1,0 +1,105 @@
+"""The HTML report: a metrics table, heatmap overlays, ROC curves and score histograms.
+
+Every page and figure states the backbone and what its weights are (pretrained or random init).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import plots
+from .data import load_image
+from .evaluate import Evaluation
+
+METRICS = ("image_auroc", "pixel_auroc", "pro", "image_f1", "threshold", "memory_bank_size",
+           "fit_seconds", "predict_seconds_per_image")
+
+
+def pick_examples(ev: Evaluation, n_good: int = 4, n_bad: int = 8, seed: int = 0) -> list[int]:
+    """A fixed sample of test images: some good ones and defective ones across defect types."""
+    rng = np.random.default_rng(seed)
+    good = [i for i, s in enumerate(ev.samples) if not s.label]
+    by_defect: dict[str, list[int]] = {}
+    for i, s in enumerate(ev.samples):
+        if s.label:
+            by_defect.setdefault(s.defect, []).append(i)
+    bad = []
+    while len(bad) < n_bad and any(by_defect.values()):
+        for idx in by_defect.values():
+            if idx and len(bad) < n_bad:
+                bad.append(idx.pop(int(rng.integers(len(idx)))))
+    return sorted(rng.permutation(good)[:n_good].tolist()) + bad
+
+
+def overlay_figure(ev: Evaluation, idx: list[int]):
+    """Overlays of test images idx on the model's colour scale, titled with score and verdict."""
+    model = ev.model
+    c, thr = model.config, model.threshold
+    images = [load_image(ev.samples[i].path, c.resize, c.crop).permute(1, 2, 0).numpy()
+              for i in idx]
+    masks = [None if ev.masks is None else ev.masks[i] for i in idx]
+    titles = [f"{ev.samples[i].defect}: {ev.scores[i]:.3g} "
+              f"{'FLAG' if ev.scores[i] >= thr else 'pass'}" for i in idx]
+    lo, hi = model.map_range
+    return plots.overlay_grid(images, [ev.maps[i] for i in idx], masks, titles, lo, hi,
+                              suptitle=f"{ev.category}: {model.describe()}\n"
+                                       "cyan outline = ground truth")
+
+
+def category_figures(ev: Evaluation, out: Path) -> dict[str, str]:
+    """Write the category's PNGs under out/; returns {kind: file name}."""
+    model = ev.model
+    sub, figs = model.describe(), {}
+    labels = ev.labels
+    figs["overlays"] = overlay_figure(ev, pick_examples(ev))
+    figs["roc"] = plots.roc_figure(labels, ev.scores, f"{ev.category}: image ROC", sub)
+    figs["histogram"] = plots.score_histogram(ev.scores, labels, model.threshold,
+                                              f"{ev.category}: image scores", sub)
+    if ev.summary.get("pro") is not None:
+        figs["pro"] = plots.pro_figure(ev.masks, ev.maps, title=f"{ev.category}: PRO", subtitle=sub)
+    return {k: plots.save(f, out / f"{ev.category}_{k}.png").name for k, f in figs.items()}
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def write_report(out: str | Path, results: list[Evaluation],
+                 title: str = "patchcore-lite report") -> Path:
+    """Write out/index.html (and figures, and results.json) for evaluated categories."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, sections = [], []
+    for ev in results:
+        model = ev.model
+        files = category_figures(ev, out)
+        rows.append("<tr><td>" + html.escape(ev.category) + "</td>" +
+                    "".join(f"<td>{_fmt(ev.summary.get(m))}</td>" for m in METRICS) + "</tr>")
+        imgs = "".join(f'<img src="{f}" alt="{k}">' for k, f in files.items())
+        sections.append(f"<h2>{html.escape(ev.category)}</h2><p>{html.escape(model.describe())}"
+                        f"</p>{imgs}")
+    first = results[0].model
+    weights_note = ("ImageNet-pretrained backbone" if first.weights_used == "imagenet" else
+                    "RANDOM-INIT backbone: these are NOT pretrained results; the paper's figures "
+                    "need ImageNet weights" if first.weights_used == "random" else
+                    f"backbone weights from {first.weights_used}")
+    head = "".join(f"<th>{m}</th>" for m in ("category", *METRICS))
+    (out / "index.html").write_text(f"""<!doctype html><html><head><meta charset="utf-8">
+<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}
+img{{max-width:100%;margin:4px;vertical-align:top}} .weights{{font-weight:bold;color:#a00}}
+</style></head><body><h1>{html.escape(title)}</h1>
+<p class="weights">Weights: {html.escape(weights_note)}</p>
+<p>Model: {html.escape(first.describe())}. Maps evaluated at {html.escape(
+        results[0].summary["evaluated_at"])}. Scores are on the model's distance scale;
+metrics on a 0-1 scale.</p><table><tr>{head}</tr>{''.join(rows)}</table>
+{''.join(sections)}</body></html>""")
+    summary = {ev.category: ev.summary for ev in results}
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    return out / "index.html"

@@ -1,0 +1,361 @@
+"""The embedded data set: deterministic synthetic inspection images in MVTec AD layout.
+
+Textures are real photographs shipped with scikit-image (no download): random crops, tinted and
+relit so that good images vary globally. The object is a rendered hex nut with pose and lighting
+variation. Defects are local and blended, and keep every pixel inside the image's own range, so
+global statistics (mean, std, min, max) cannot find them while local features can.
+
+    <root>/<category>/train/good/000.png
+    <root>/<category>/test/good/000.png
+    <root>/<category>/test/<defect>/000.png
+    <root>/<category>/ground_truth/<defect>/000_mask.png   (uint8 0/255, same size)
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import zlib
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+from skimage import data as skdata
+from skimage import draw
+
+from .errors import PatchCoreError
+
+SIZE = 256  # images are SIZE x SIZE RGB
+BOX = (28, 228)  # every defect pixel lies in BOX x BOX: inside the 224 centre crop [16, 240)
+N_TRAIN, N_TEST = 80, 48  # default images per category (a third of the test images are good)
+
+
+class Scene:
+    """A clean image before the camera, plus where defects may go and what lies beneath it."""
+
+    def __init__(self, img: np.ndarray, face: np.ndarray, restrict: np.ndarray,
+                 light: np.ndarray, edge: np.ndarray | None = None,
+                 background: np.ndarray | None = None):
+        self.img = img  # (S, S, 3) float32 in [0, 1]
+        self.face = face  # (S, S) bool: where defect centres may fall
+        self.restrict = restrict  # (S, S) float32 in [0, 1]: where defect pixels may fall
+        self.light = light  # (2,) unit (dy, dx) direction the light comes from
+        self.edge = edge  # (S, S) bool: centres for defects that break the outline
+        self.background = background  # (S, S, 3): what a missing piece reveals
+
+
+class Defect(NamedTuple):
+    """A defect type: `shape` draws where it is (alpha), `effect` changes the pixels there."""
+
+    shape: Callable[..., np.ndarray]  # (rng, scene) -> alpha (S, S) in [0, 1]
+    effect: Callable[..., np.ndarray]  # (rng, scene, img, alpha) -> img
+
+
+# ---- randomness and geometry ------------------------------------------------------------
+
+def _rng(seed: int, *key: str | int) -> np.random.Generator:
+    """A generator for one image, keyed so that counts never change other images' pixels."""
+    words = [k if isinstance(k, int) else zlib.crc32(k.encode()) for k in key]
+    return np.random.default_rng([seed, *words])
+
+
+@functools.cache
+def _grid() -> tuple[np.ndarray, np.ndarray]:
+    """Pixel row and column coordinates, (S, S) float32 each."""
+    return np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+
+
+@functools.cache
+def _box() -> np.ndarray:
+    """1 inside BOX x BOX, 0 outside: the hard limit for defect pixels."""
+    yy, xx = _grid()
+    inside = (yy >= BOX[0]) & (yy < BOX[1]) & (xx >= BOX[0]) & (xx < BOX[1])
+    return inside.astype(np.float32)
+
+
+def _smooth_noise(rng: np.random.Generator, scale: float) -> np.ndarray:
+    """Unit-std noise that varies over about `scale` pixels (bicubic upsampling of a coarse grid)."""
+    n = max(2, round(SIZE / scale))
+    coarse = rng.standard_normal((n, n)).astype(np.float32)
+    fine = ndimage.zoom(coarse, SIZE / n, order=3, mode="grid-mirror", grid_mode=True)
+    fine = fine[:SIZE, :SIZE]
+    return (fine - fine.mean()) / (fine.std() + 1e-6)
+
+
+def _pick(rng: np.random.Generator, where: np.ndarray) -> np.ndarray:
+    """A random (row, col) among the True pixels of `where`."""
+    return np.array(np.unravel_index(rng.choice(np.flatnonzero(where)), where.shape), np.float32)
+
+
+def _mix(img: np.ndarray, other: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Blend `other` over `img` with per-pixel opacity `alpha`."""
+    return img + (other - img) * alpha[..., None]
+
+
+# ---- defect shapes: (rng, scene) -> alpha -----------------------------------------------
+
+def _blob(rng: np.random.Generator, scene: Scene, radius: tuple[float, float],
+          rough: float = 0.35, on_edge: bool = False) -> np.ndarray:
+    """An irregular soft-edged blob: a disc whose border is pushed in and out by smooth noise."""
+    r = rng.uniform(*radius)
+    cy, cx = _pick(rng, scene.edge if on_edge else scene.face)
+    yy, xx = _grid()
+    d = np.hypot(yy - cy, xx - cx) / r + rough * _smooth_noise(rng, max(r / 2, 4))
+    return np.clip((1.0 - d) * r / 2.5, 0.0, 1.0)
+
+
+def _curve(rng: np.random.Generator, scene: Scene, length: tuple[float, float],
+           width: tuple[float, float], bend: float = 0.25) -> np.ndarray:
+    """An anti-aliased random-walk line (crack, scratch) of varying width and depth."""
+    steps = max(2, int(rng.uniform(*length) / 3))
+    heading = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, bend, steps))
+    path = _pick(rng, scene.face) + np.cumsum(3 * np.stack([np.sin(heading), np.cos(heading)], 1), 0)
+    pts = np.clip(np.round(path), 0, SIZE - 1).astype(int)
+    line = np.zeros((SIZE, SIZE), bool)
+    for (y0, x0), (y1, x1) in zip(pts[:-1], pts[1:]):
+        line[draw.line(y0, x0, y1, x1)] = True
+    dist = ndimage.distance_transform_edt(~line).astype(np.float32)
+    w = rng.uniform(*width) * (1 + 0.3 * _smooth_noise(rng, 24))
+    return np.clip(w / 2 + 0.5 - dist, 0.0, 1.0)
+
+
+# ---- defect effects: (rng, scene, img, alpha) -> img ------------------------------------
+
+def _scale(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.ndarray,
+           factor: tuple[float, float]) -> np.ndarray:
+    """Darken (factor < 1) or brighten (> 1) with a mottled strength: stains, cracks, scratches."""
+    f = rng.uniform(*factor) ** (1 + 0.3 * _smooth_noise(rng, 6))
+    return _mix(img, img * f[..., None], alpha)
+
+
+def _tint(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.ndarray,
+          colour: tuple[float, float, float], grain: float = 0.0) -> np.ndarray:
+    """Recolour while keeping the local texture (dry grass, rust); `grain` adds fine mottling."""
+    lum = img.mean(-1, keepdims=True) * (1 + grain * _smooth_noise(rng, 2)[..., None])
+    other = lum * np.asarray(colour, np.float32) / np.mean(colour)
+    return _mix(img, other, alpha)
+
+
+def _blur(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.ndarray,
+          sigma: tuple[float, float]) -> np.ndarray:
+    """Smear the texture (flattened grass, sand filling the gaps)."""
+    s = rng.uniform(*sigma)
+    return _mix(img, ndimage.gaussian_filter(img, (s, s, 0)), alpha)
+
+
+def _patch(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.ndarray,
+           source: str, colour: tuple[float, float, float] | None = None) -> np.ndarray:
+    """Insert a foreign texture (another photograph), matched to the local mean and contrast."""
+    crop = _crop(rng, source)[..., None] * np.asarray(colour or (1, 1, 1), np.float32)
+    w = alpha[..., None] / alpha.sum()
+    mean, std = (img * w).sum((0, 1)), np.sqrt((img ** 2 * w).sum((0, 1)) - (img * w).sum((0, 1)) ** 2)
+    other = (crop - crop.mean((0, 1))) / crop.std((0, 1)) * std * 1.2 + mean
+    return _mix(img, other, alpha)
+
+
+def _dent(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.ndarray,
+          depth: tuple[float, float]) -> np.ndarray:
+    """A dent in shiny metal: a crescent of shade and highlight along the light direction."""
+    bump = ndimage.gaussian_filter(alpha, 2.5)
+    gy, gx = np.gradient(bump)
+    shade = rng.uniform(*depth) * 4 * (gy * scene.light[0] + gx * scene.light[1])
+    return img * (1 + shade[..., None])
+
+
+def _reveal(rng: np.random.Generator, scene: Scene, img: np.ndarray,
+            alpha: np.ndarray) -> np.ndarray:
+    """A missing piece: what lies beneath shows through."""
+    return _mix(img, scene.background, alpha)
+
+
+# ---- categories ---------------------------------------------------------------------------
+
+_TINTS = {"brick": (1.0, 0.64, 0.52), "grass": (0.62, 0.86, 0.42), "gravel": (0.92, 0.88, 0.80)}
+_SOIL, _STRAW, _RUST = (0.78, 0.62, 0.46), (0.95, 0.82, 0.48), (0.72, 0.42, 0.24)
+
+_DEFECTS: dict[str, dict[str, Defect]] = {
+    "brick": {
+        "crack": Defect(partial(_curve, length=(40, 110), width=(1.2, 3.0)),
+                        partial(_scale, factor=(0.35, 0.55))),
+        "stain": Defect(partial(_blob, radius=(10, 28)), partial(_scale, factor=(0.5, 0.75))),
+        "spall": Defect(partial(_blob, radius=(9, 22)), partial(_patch, source="gravel")),
+    },
+    "grass": {
+        "bare_patch": Defect(partial(_blob, radius=(12, 28)),
+                             partial(_patch, source="gravel", colour=_SOIL)),
+        "dry_spot": Defect(partial(_blob, radius=(14, 32)), partial(_tint, colour=_STRAW)),
+        "flattened": Defect(partial(_blob, radius=(12, 28)), partial(_blur, sigma=(2.5, 5.0))),
+    },
+    "gravel": {
+        "oil": Defect(partial(_blob, radius=(12, 30)), partial(_scale, factor=(0.45, 0.7))),
+        "sand": Defect(partial(_blob, radius=(12, 28)), partial(_blur, sigma=(2.5, 5.0))),
+        "foreign": Defect(partial(_blob, radius=(10, 24)), partial(_patch, source="grass")),
+    },
+    "hex_nut": {
+        "scratch": Defect(partial(_curve, length=(25, 70), width=(1.0, 2.5), bend=0.12),
+                          partial(_scale, factor=(1.35, 1.7))),
+        "chip": Defect(partial(_blob, radius=(8, 16), on_edge=True), _reveal),
+        "rust": Defect(partial(_blob, radius=(6, 16), rough=0.5),
+                       partial(_tint, colour=_RUST, grain=0.25)),
+        "dent": Defect(partial(_blob, radius=(6, 13), rough=0.05), partial(_dent, depth=(2, 4))),
+    },
+}
+CATEGORIES: tuple[str, ...] = tuple(_DEFECTS)
+DEFECT_TYPES: dict[str, tuple[str, ...]] = {c: tuple(d) for c, d in _DEFECTS.items()}
+
+
+@functools.cache
+def _photo(name: str) -> np.ndarray:
+    """A 512 x 512 grayscale photograph shipped with scikit-image, as float32 in [0, 1]."""
+    return getattr(skdata, name)().astype(np.float32) / 255.0
+
+
+def _crop(rng: np.random.Generator, name: str) -> np.ndarray:
+    """A random SIZE x SIZE window of a photograph, randomly mirrored."""
+    photo = _photo(name)
+    y, x = rng.integers(0, photo.shape[0] - SIZE + 1, 2)
+    crop = photo[y:y + SIZE, x:x + SIZE]
+    return crop[::-1] if rng.random() < 0.5 else crop[:, ::-1] if rng.random() < 0.5 else crop
+
+
+def _light(rng: np.random.Generator, base_deg: float, spread_deg: float) -> np.ndarray:
+    """A unit (dy, dx) light direction around `base_deg`."""
+    a = np.deg2rad(base_deg + rng.uniform(-spread_deg, spread_deg))
+    return np.array([np.sin(a), np.cos(a)], np.float32)
+
+
+def _texture_scene(rng: np.random.Generator, category: str) -> Scene:
+    """A tinted crop of the category's photograph; defects may go anywhere inside the box."""
+    tint = np.asarray(_TINTS[category], np.float32) * (1 + rng.normal(0, 0.03, 3)).astype(np.float32)
+    img = _crop(rng, category)[..., None] * tint
+    yy, xx = _grid()
+    lo, hi = BOX[0] + 30, BOX[1] - 30
+    face = (yy >= lo) & (yy < hi) & (xx >= lo) & (xx < hi)
+    return Scene(img, face, _box(), _light(rng, 0, 180))
+
+
+def _hexagon_sd(y: np.ndarray, x: np.ndarray, apothem: float, angle: float) -> np.ndarray:
+    """Signed distance (pixels, negative inside) to a regular hexagon centred at the origin."""
+    normals = angle + np.arange(6) * np.pi / 3
+    return np.max([x * np.cos(a) + y * np.sin(a) for a in normals], axis=0) - apothem
+
+
+def _nut_metal(rng: np.random.Generator, y, x, r, apothem, hole, light) -> np.ndarray:
+    """Shaded steel: a lit flat face with turning rings, a conical chamfer and a bevelled hole."""
+    ny, nx = y / np.maximum(r, 1), x / np.maximum(r, 1)
+    facing = ny * light[0] + nx * light[1]  # radial normal towards the light
+    rings = np.interp(r, np.arange(130), rng.normal(0, 1, 130)).astype(np.float32)
+    face = rng.uniform(0.55, 0.65) + 0.08 * facing * r / apothem + 0.025 * rings
+    chamfer = np.clip((r - 0.97 * apothem) / 2, 0, 1)
+    bevel = np.clip((hole + 5 - r) / 2, 0, 1)
+    shade = face + chamfer * (0.22 * facing - 0.05) - bevel * (0.25 * facing + 0.05)
+    return shade[..., None] * np.array([0.96, 0.98, 1.0], np.float32)
+
+
+def _nut_scene(rng: np.random.Generator) -> Scene:
+    """A hex nut on a matte surface: shifted, slightly rotated, lit from a varying direction."""
+    yy, xx = _grid()
+    y, x = yy - 128 - rng.uniform(-6, 6), xx - 128 - rng.uniform(-6, 6)
+    r = np.hypot(y, x)
+    apothem, light = rng.uniform(68, 76), _light(rng, 225, 35)
+    hole = rng.uniform(0.40, 0.46) * apothem
+    sd = _hexagon_sd(y, x, apothem, rng.uniform(-0.2, 0.2))
+    alpha = np.clip(0.5 - sd, 0, 1) * np.clip(r - hole + 0.5, 0, 1)
+    ground = 0.3 + 0.025 * _smooth_noise(rng, 40) + 0.012 * _smooth_noise(rng, 2)
+    shadow = ndimage.gaussian_filter(ndimage.shift(alpha, -8 * light, order=1), 5)
+    bg = ((ground * (1 - 0.45 * shadow))[..., None] * np.array([0.9, 0.95, 1.0], np.float32))
+    metal = _nut_metal(rng, y, x, r, apothem, hole, light)
+    img = _mix(bg, metal, alpha).astype(np.float32)
+    face = (r > hole + 10) & (r < apothem - 10)
+    edge = (sd > -4) & (sd < 0) & (r > apothem)
+    return Scene(img, face, alpha * _box(), light, edge, bg)
+
+
+# ---- images -------------------------------------------------------------------------------
+
+def _scene(rng: np.random.Generator, category: str) -> Scene:
+    """The clean scene of one image of `category`."""
+    return _nut_scene(rng) if category == "hex_nut" else _texture_scene(rng, category)
+
+
+def _camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Global variation a camera adds (gain, contrast, gamma, white balance, shading ramp, noise)."""
+    yy, xx = _grid()
+    a = rng.uniform(0, 2 * np.pi)
+    ramp = 1 + rng.uniform(0, 0.25) * ((yy * np.sin(a) + xx * np.cos(a)) / SIZE - 0.5)
+    m = img.mean()
+    img = ((img - m) * rng.uniform(0.7, 1.3) + m) * rng.uniform(0.75, 1.2) * ramp[..., None]
+    img = np.clip(img * (1 + rng.normal(0, 0.03, 3)), 0, 1) ** rng.uniform(0.8, 1.25)
+    img = img + rng.normal(0, 0.01, img.shape)
+    return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
+
+
+def _defect(rng: np.random.Generator, scene: Scene, defect: Defect) -> tuple[np.ndarray, np.ndarray]:
+    """Apply one defect, keep pixels within the clean image's range, return (image, mask)."""
+    alpha = (defect.shape(rng, scene) * scene.restrict).astype(np.float32)
+    img = defect.effect(rng, scene, scene.img, alpha)
+    lo, hi = np.quantile(scene.img.reshape(-1, 3), [0.005, 0.995], axis=0)
+    return np.clip(img, lo, hi).astype(np.float32), (alpha > 0.5) & (_box() > 0)
+
+
+def _save(img: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path, compress_level=1)
+
+
+def _split_test(n_test: int, n_defects: int) -> list[int]:
+    """Counts of good then each defect type: a third good, the rest shared out evenly."""
+    n_good = max(1, round(n_test / 3))
+    q, extra = divmod(n_test - n_good, n_defects)
+    return [n_good] + [q + (i < extra) for i in range(n_defects)]
+
+
+def _generate_category(cat_dir: Path, seed: int, n_train: int, n_test: int) -> None:
+    """Write one category: train/good, test/good, test/<defect> and ground_truth/<defect>."""
+    category = cat_dir.name
+    for sub in ("train", "test", "ground_truth"):
+        shutil.rmtree(cat_dir / sub, ignore_errors=True)
+    for i in range(n_train):
+        rng = _rng(seed, category, "train", "good", i)
+        _save(_camera(rng, _scene(rng, category).img), cat_dir / "train" / "good" / f"{i:03d}.png")
+    names = ("good", *DEFECT_TYPES[category])
+    for name, count in zip(names, _split_test(n_test, len(names) - 1)):
+        for i in range(count):
+            rng = _rng(seed, category, "test", name, i)
+            scene = _scene(rng, category)
+            img = scene.img
+            if name != "good":
+                img, mask = _defect(rng, scene, _DEFECTS[category][name])
+                _save(mask.astype(np.uint8) * 255, cat_dir / "ground_truth" / name / f"{i:03d}_mask.png")
+            _save(_camera(rng, img), cat_dir / "test" / name / f"{i:03d}.png")
+
+
+def generate(root: str | Path, seed: int = 0, n_train: int | None = None,
+             n_test: int | None = None, categories: Sequence[str] | None = None) -> list[Path]:
+    """Write the embedded data set under `root` (MVTec AD layout) and return the category dirs.
+
+    Same seed, same bytes. Each image has its own random stream keyed by (seed, category, split,
+    defect type, index), so changing n_train or n_test leaves the other images unchanged.
+    Existing train/test/ground_truth folders of the generated categories are replaced.
+    """
+    n_train = N_TRAIN if n_train is None else int(n_train)
+    n_test = N_TEST if n_test is None else int(n_test)
+    categories = CATEGORIES if categories is None else tuple(categories)
+    if seed < 0:
+        raise PatchCoreError(f"--seed: must be >= 0, got {seed}")
+    if n_train < 1:
+        raise PatchCoreError(f"--n-train: must be >= 1, got {n_train}")
+    for c in categories:
+        if c not in _DEFECTS:
+            raise PatchCoreError(f"category: unknown '{c}' (one of {', '.join(CATEGORIES)})")
+        if n_test < len(_DEFECTS[c]) + 1:
+            raise PatchCoreError(f"--n-test: need >= {len(_DEFECTS[c]) + 1} for '{c}' "
+                                 f"(good + one per defect type), got {n_test}")
+    dirs = [Path(root) / c for c in categories]
+    for d in dirs:
+        _generate_category(d, seed, n_train, n_test)
+    return dirs
