@@ -83,7 +83,12 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _load_into(net: nn.Module, sd: dict[str, torch.Tensor], source: str) -> None:
-    missing, unexpected = net.load_state_dict(sd, strict=False)
+    sd = {k: v for k, v in sd.items() if not k.startswith(HEAD_PREFIXES)}  # head never runs
+    try:
+        missing, unexpected = net.load_state_dict(sd, strict=False)
+    except RuntimeError as e:  # shape mismatch: first offending line names the key
+        bad = next((s.strip() for s in str(e).splitlines() if "size mismatch" in s), str(e))
+        raise PatchCoreError(f"--weights: {source} does not fit the backbone ({bad[:200]})")
     missing = [k for k in missing if not k.startswith(HEAD_PREFIXES)]
     if missing or unexpected:
         bad = (missing or unexpected)[0]

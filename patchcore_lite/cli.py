@@ -158,6 +158,9 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     model = PatchCore.load(a.model, device=a.device) if a.model else None
     kwargs = {} if model else _model_kwargs(a)
     if model is None:
+        from .data import test_samples
+
+        test_samples(a.category_dir)  # layout errors before the "fitting" message
         _say(f"fitting on {a.category_dir}/train/good")
     ev = evaluate(a.category_dir, model, **kwargs)
     text = json.dumps(ev.summary, indent=2)

@@ -38,7 +38,8 @@ def _block_topk(q: torch.Tensor, bank: torch.Tensor, bank_sq: torch.Tensor, k: i
         d, i = d2.topk(min(k, d2.shape[1]), dim=1, largest=False)
         i = i + b0
         if best_d is not None:
-            d, j = torch.cat([best_d, d], 1).topk(k, dim=1, largest=False)
+            d, j = torch.cat([best_d, d], 1).topk(min(k, best_d.shape[1] + d.shape[1]), dim=1,
+                                                  largest=False)  # < k while b_block < k
             i = torch.cat([best_i, i], 1).gather(1, j)
         best_d, best_i = d, i
     return best_d, best_i

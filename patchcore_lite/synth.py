@@ -14,6 +14,7 @@ global statistics (mean, std, min, max) cannot find them while local features ca
 from __future__ import annotations
 
 import functools
+import math
 import shutil
 import zlib
 from collections.abc import Callable, Sequence
@@ -32,6 +33,8 @@ from .errors import PatchCoreError
 SIZE = 256  # images are SIZE x SIZE RGB
 BOX = (28, 228)  # every defect pixel lies in BOX x BOX: inside the 224 centre crop [16, 240)
 N_TRAIN, N_TEST = 80, 48  # default images per category (a third of the test images are good)
+# Image-to-image variation of the camera: relative amplitudes (uniform in +-value; ramp 0..value).
+CAMERA = dict(gain=0.06, contrast=0.08, gamma=0.06, balance=0.01, ramp=0.1, noise=0.01)
 
 
 class Scene:
@@ -80,9 +83,8 @@ def _box() -> np.ndarray:
 def _smooth_noise(rng: np.random.Generator, scale: float) -> np.ndarray:
     """Unit-std noise that varies over about `scale` pixels (bicubic upsampling of a coarse grid)."""
     n = max(2, round(SIZE / scale))
-    coarse = rng.standard_normal((n, n)).astype(np.float32)
-    fine = ndimage.zoom(coarse, SIZE / n, order=3, mode="grid-mirror", grid_mode=True)
-    fine = fine[:SIZE, :SIZE]
+    coarse = Image.fromarray(rng.standard_normal((n, n), dtype=np.float32), "F")
+    fine = np.asarray(coarse.resize((SIZE, SIZE), Image.BICUBIC))
     return (fine - fine.mean()) / (fine.std() + 1e-6)
 
 
@@ -160,9 +162,9 @@ def _patch(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.nd
 def _dent(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.ndarray,
           depth: tuple[float, float]) -> np.ndarray:
     """A dent in shiny metal: a crescent of shade and highlight along the light direction."""
-    bump = ndimage.gaussian_filter(alpha, 2.5)
-    gy, gx = np.gradient(bump)
-    shade = rng.uniform(*depth) * 4 * (gy * scene.light[0] + gx * scene.light[1])
+    gy, gx = np.gradient(ndimage.gaussian_filter(alpha, 2.5))
+    slope = gy * scene.light[0] + gx * scene.light[1]
+    shade = rng.uniform(*depth) * slope / (np.abs(slope).max() + 1e-6)
     return img * (1 + shade[..., None])
 
 
@@ -201,7 +203,7 @@ _DEFECTS: dict[str, dict[str, Defect]] = {
         "chip": Defect(partial(_blob, radius=(8, 16), on_edge=True), _reveal),
         "rust": Defect(partial(_blob, radius=(6, 16), rough=0.5),
                        partial(_tint, colour=_RUST, grain=0.25)),
-        "dent": Defect(partial(_blob, radius=(6, 13), rough=0.05), partial(_dent, depth=(2, 4))),
+        "dent": Defect(partial(_blob, radius=(6, 13), rough=0.05), partial(_dent, depth=(0.25, 0.45))),
     },
 }
 CATEGORIES: tuple[str, ...] = tuple(_DEFECTS)
@@ -241,7 +243,7 @@ def _texture_scene(rng: np.random.Generator, category: str) -> Scene:
 def _hexagon_sd(y: np.ndarray, x: np.ndarray, apothem: float, angle: float) -> np.ndarray:
     """Signed distance (pixels, negative inside) to a regular hexagon centred at the origin."""
     normals = angle + np.arange(6) * np.pi / 3
-    return np.max([x * np.cos(a) + y * np.sin(a) for a in normals], axis=0) - apothem
+    return np.max([x * math.cos(a) + y * math.sin(a) for a in normals], axis=0) - apothem
 
 
 def _nut_metal(rng: np.random.Generator, y, x, r, apothem, hole, light) -> np.ndarray:
@@ -256,22 +258,27 @@ def _nut_metal(rng: np.random.Generator, y, x, r, apothem, hole, light) -> np.nd
     return shade[..., None] * np.array([0.96, 0.98, 1.0], np.float32)
 
 
+def _nut_alpha(y: np.ndarray, x: np.ndarray, apothem: float, angle: float, hole: float,
+               soft: float = 1.0) -> np.ndarray:
+    """Coverage of a nut centred at the origin; `soft` > 1 blurs the outline (for its shadow)."""
+    outline = np.clip(0.5 - _hexagon_sd(y, x, apothem, angle) / soft, 0, 1)
+    return outline * np.clip(0.5 + (np.hypot(y, x) - hole) / soft, 0, 1)
+
+
 def _nut_scene(rng: np.random.Generator) -> Scene:
     """A hex nut on a matte surface: shifted, slightly rotated, lit from a varying direction."""
     yy, xx = _grid()
     y, x = yy - 128 - rng.uniform(-6, 6), xx - 128 - rng.uniform(-6, 6)
     r = np.hypot(y, x)
-    apothem, light = rng.uniform(68, 76), _light(rng, 225, 35)
+    apothem, angle, light = rng.uniform(68, 76), rng.uniform(-0.2, 0.2), _light(rng, 225, 35)
     hole = rng.uniform(0.40, 0.46) * apothem
-    sd = _hexagon_sd(y, x, apothem, rng.uniform(-0.2, 0.2))
-    alpha = np.clip(0.5 - sd, 0, 1) * np.clip(r - hole + 0.5, 0, 1)
+    alpha = _nut_alpha(y, x, apothem, angle, hole)
+    shadow = _nut_alpha(y + 8 * light[0], x + 8 * light[1], apothem, angle, hole, soft=10)
     ground = 0.3 + 0.025 * _smooth_noise(rng, 40) + 0.012 * _smooth_noise(rng, 2)
-    shadow = ndimage.gaussian_filter(ndimage.shift(alpha, -8 * light, order=1), 5)
-    bg = ((ground * (1 - 0.45 * shadow))[..., None] * np.array([0.9, 0.95, 1.0], np.float32))
-    metal = _nut_metal(rng, y, x, r, apothem, hole, light)
-    img = _mix(bg, metal, alpha).astype(np.float32)
+    bg = (ground * (1 - 0.45 * shadow))[..., None] * np.array([0.9, 0.95, 1.0], np.float32)
+    img = _mix(bg, _nut_metal(rng, y, x, r, apothem, hole, light), alpha)
     face = (r > hole + 10) & (r < apothem - 10)
-    edge = (sd > -4) & (sd < 0) & (r > apothem)
+    edge = (alpha > 0.5) & (r > apothem) & (_hexagon_sd(y, x, apothem, angle) > -4)
     return Scene(img, face, alpha * _box(), light, edge, bg)
 
 
@@ -282,23 +289,33 @@ def _scene(rng: np.random.Generator, category: str) -> Scene:
     return _nut_scene(rng) if category == "hex_nut" else _texture_scene(rng, category)
 
 
+@functools.cache
+def _sensor_noise() -> np.ndarray:
+    """A fixed field of pixel noise; each image uses a random window of it (cheaper than drawing)."""
+    return np.random.default_rng(0).standard_normal((2 * SIZE, 2 * SIZE, 3), dtype=np.float32)
+
+
 def _camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     """Global variation a camera adds (gain, contrast, gamma, white balance, shading ramp, noise)."""
+    v = CAMERA
     yy, xx = _grid()
-    a = rng.uniform(0, 2 * np.pi)
-    ramp = 1 + rng.uniform(0, 0.25) * ((yy * np.sin(a) + xx * np.cos(a)) / SIZE - 0.5)
+    a = rng.uniform(0, 2 * math.pi)
+    ramp = 1 + rng.uniform(0, v["ramp"]) * ((yy * math.sin(a) + xx * math.cos(a)) / SIZE - 0.5)
+    balance = (1 + rng.normal(0, v["balance"], 3)).astype(np.float32)
     m = img.mean()
-    img = ((img - m) * rng.uniform(0.7, 1.3) + m) * rng.uniform(0.75, 1.2) * ramp[..., None]
-    img = np.clip(img * (1 + rng.normal(0, 0.03, 3)), 0, 1) ** rng.uniform(0.8, 1.25)
-    img = img + rng.normal(0, 0.01, img.shape)
-    return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
+    img = (img - m) * (1 + rng.uniform(-1, 1) * v["contrast"]) + m
+    img = img * (1 + rng.uniform(-1, 1) * v["gain"]) * ramp[..., None]
+    img = np.clip(img * balance, 0, 1) ** np.float32(1 + rng.uniform(-1, 1) * v["gamma"])
+    y, x = rng.integers(0, SIZE, 2)
+    img = img + v["noise"] * _sensor_noise()[y:y + SIZE, x:x + SIZE]
+    return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _defect(rng: np.random.Generator, scene: Scene, defect: Defect) -> tuple[np.ndarray, np.ndarray]:
     """Apply one defect, keep pixels within the clean image's range, return (image, mask)."""
     alpha = (defect.shape(rng, scene) * scene.restrict).astype(np.float32)
     img = defect.effect(rng, scene, scene.img, alpha)
-    lo, hi = np.quantile(scene.img.reshape(-1, 3), [0.005, 0.995], axis=0)
+    lo, hi = scene.img.min((0, 1)), scene.img.max((0, 1))
     return np.clip(img, lo, hi).astype(np.float32), (alpha > 0.5) & (_box() > 0)
 
 

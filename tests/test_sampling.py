@@ -1,0 +1,113 @@
+"""Greedy coreset against a naive O(N^2) greedy; fast mode against exact mode and random."""
+
+import pytest
+import torch
+
+from patchcore_lite import PatchCoreError, sampling
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def naive_greedy(features, ratio, proj_dim, seed):
+    """Textbook k-center greedy, float64: full distance matrix, min-distance vector, argmax."""
+    x = sampling.project(features, proj_dim, seed).double()
+    n = x.shape[0]
+    m = max(1, min(n, round(n * ratio)))
+    dist = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)  # (N, N)
+    mind = torch.full((n,), float("inf"), dtype=torch.float64)
+    i = int(torch.randint(n, (1,), generator=torch.Generator().manual_seed(seed)))
+    chosen = []
+    for _ in range(m):
+        chosen.append(i)
+        mind = torch.minimum(mind, dist[i])
+        i = int(mind.argmax())
+    return chosen
+
+
+def clustered(n_big=400, n_small=6, n_rare=8, d=32, seed=0):
+    """A few big tight clusters plus many small far-away ones that random sampling misses."""
+    g = torch.Generator().manual_seed(seed)
+    parts = []
+    for _ in range(4):
+        parts.append(torch.randn(n_big, d, generator=g) * 0.3 + torch.randn(d, generator=g) * 3)
+    for _ in range(n_rare):
+        parts.append(torch.randn(n_small, d, generator=g) * 0.3 + torch.randn(d, generator=g) * 6)
+    x = torch.cat(parts)
+    return x[torch.randperm(len(x), generator=g)]
+
+
+def rand(n=300, d=64, seed=0):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("proj_dim", [16, None])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_exact_coreset_equals_naive_greedy(proj_dim, seed):
+    x = rand(seed=seed)
+    got = sampling.greedy_coreset(x, 0.1, proj_dim, seed, exact=True, progress=False)
+    assert got.tolist() == naive_greedy(x, 0.1, proj_dim, seed)
+
+
+def test_fast_coreset_covers_like_exact():
+    x = clustered()
+    fast = sampling.greedy_coreset(x, 0.05, 16, 0, progress=False)
+    exact = sampling.greedy_coreset(x, 0.05, 16, 0, exact=True, progress=False)
+    assert len(fast) == len(exact)
+    assert sampling.coverage(x, fast) <= 1.05 * sampling.coverage(x, exact)
+
+
+def test_coreset_covers_far_better_than_random():
+    x = clustered()
+    core = sampling.greedy_coreset(x, 0.02, 16, 0, progress=False)
+    random = sampling.random_subsample(len(x), 0.02, seed=0)
+    assert len(core) == len(random)
+    assert 2 * sampling.coverage(x, core) < sampling.coverage(x, random)
+
+
+def test_coreset_is_deterministic():
+    x = rand()
+    a = sampling.greedy_coreset(x, 0.1, 16, seed=5, progress=False)
+    b = sampling.greedy_coreset(x.clone(), 0.1, 16, seed=5, progress=False)
+    assert torch.equal(a, b)
+    assert len(set(a.tolist())) == len(a)
+
+
+@pytest.mark.parametrize("ratio", [0.0, -0.1, 1.5])
+def test_ratio_out_of_range_is_refused(ratio):
+    with pytest.raises(PatchCoreError, match="ratio"):
+        sampling.greedy_coreset(rand(), ratio, progress=False)
+    with pytest.raises(PatchCoreError, match="ratio"):
+        sampling.random_subsample(100, ratio)
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_ratio_one_keeps_all(exact):
+    x = rand(n=120, d=8)
+    got = sampling.greedy_coreset(x, 1.0, None, exact=exact, progress=False)
+    assert sorted(got.tolist()) == list(range(120))
+    assert sampling.random_subsample(120, 1.0).tolist() == list(range(120))
+
+
+def test_random_subsample_size_and_determinism():
+    a = sampling.random_subsample(1000, 0.1, seed=1)
+    assert len(a) == 100 and len(set(a.tolist())) == 100
+    assert 0 <= int(a.min()) and int(a.max()) < 1000
+    assert torch.equal(a, sampling.random_subsample(1000, 0.1, seed=1))
+    assert not torch.equal(a, sampling.random_subsample(1000, 0.1, seed=2))
+    assert len(sampling.random_subsample(10, 0.001)) == 1  # at least one patch
+
+
+def test_subsample_dispatch():
+    x = rand(n=50, d=8)
+    assert sampling.subsample(x, "none", None).tolist() == list(range(50))
+    assert len(sampling.subsample(x, "coreset", 0.2, progress=False)) == 10
+    with pytest.raises(PatchCoreError, match="sampling"):
+        sampling.subsample(x, "kmeans", 0.2)
+
+
+@cuda
+def test_coreset_cuda_equals_cpu():
+    x = rand()
+    cpu = sampling.greedy_coreset(x, 0.1, 16, 0, exact=True, progress=False)
+    gpu = sampling.greedy_coreset(x.cuda(), 0.1, 16, 0, exact=True, progress=False)
+    assert gpu.tolist() == cpu.tolist()
