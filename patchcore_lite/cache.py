@@ -1,0 +1,62 @@
+"""Generate the embedded data set once and fit each model once: notebooks and the live demo reuse
+them, so a lesson starts in seconds instead of refitting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from .errors import PatchCoreError
+from .model import PatchCore
+
+
+def home() -> Path:
+    """Where data and cached models live: $PATCHCORE_LITE_HOME, the repo's data/, or ~/.cache."""
+    if os.environ.get("PATCHCORE_LITE_HOME"):
+        return Path(os.environ["PATCHCORE_LITE_HOME"])
+    repo_data = Path(__file__).resolve().parents[1] / "data"
+    return repo_data if repo_data.is_dir() else Path.home() / ".cache" / "patchcore-lite"
+
+
+def embedded_data(seed: int = 0, root: str | Path | None = None) -> Path:
+    """Folder holding the embedded data set for `seed`, generated on first use."""
+    from . import __version__
+    from .synth import CATEGORIES, generate
+
+    root = Path(root) if root else home() / f"embedded-seed{seed}"
+    stamp = root / ".complete"
+    if not stamp.is_file() or stamp.read_text() != __version__:
+        generate(root, seed=seed)
+        stamp.write_text(__version__)
+    assert all((root / c).is_dir() for c in CATEGORIES)
+    return root
+
+
+def cached_model(category: str | Path, weights: str | None = "auto",
+                 cache_dir: str | Path | None = None, progress: bool = True,
+                 **options) -> PatchCore:
+    """A model fitted on <category>/train/good with these options, from cache if fitted before.
+
+    The cache key includes what `weights` resolved to, so a random-init model is never reused
+    once pretrained weights are available.
+    """
+    from .data import good_images
+
+    category = Path(category)
+    model = PatchCore(weights=weights, progress=progress, **options)
+    key = json.dumps(dict(cat=str(category.resolve()), weights=model.weights_used,
+                          sha=model.weights_sha256, **options), sort_keys=True, default=str)
+    name = f"{category.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pclite"
+    path = Path(cache_dir) if cache_dir else home() / "cache"
+    path = path / name
+    if path.is_file():
+        try:
+            return PatchCore.load(path, device=str(model.device), progress=progress)
+        except PatchCoreError:
+            pass  # stale or damaged cache entry: fit again and replace it
+    model.fit(good_images(category))
+    model.save(path)
+    return model
