@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--weights", default="auto")
     d.add_argument("--device", default="cpu")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--n-train", type=int, default=None, help="smaller data set for a quick look")
+    d.add_argument("--n-test", type=int, default=None)
 
     s = sub.add_parser("synth", help="write the embedded data set (MVTec layout)")
     s.add_argument("data_dir")
@@ -176,7 +178,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 def cmd_demo(a: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    run_demo(Path(a.out), weights=a.weights, device=a.device, seed=a.seed)
+    run_demo(Path(a.out), weights=a.weights, device=a.device, seed=a.seed, n_train=a.n_train,
+             n_test=a.n_test)
 
 
 def _say(msg: str) -> None:
