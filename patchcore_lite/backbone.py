@@ -163,6 +163,9 @@ class FeatureExtractor(nn.Module):
 
     def _hook(self, layer: str):
         def fn(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+            if not isinstance(output, torch.Tensor) or output.dim() != 4:
+                raise PatchCoreError(f"--layers: '{layer}' does not output a (B, C, H, W) "
+                                     "feature map; pick a convolutional stage")
             self._out[layer] = output
             if len(self._out) == len(self.layers):
                 raise _StopForward  # all requested maps are in: skip the rest of the net

@@ -17,8 +17,8 @@ def aggregate(feat: torch.Tensor, size: int = 3) -> torch.Tensor:
 
 
 def fuse(feats: list[torch.Tensor]) -> torch.Tensor:
-    """Resize every map to the first (shallowest) map's grid and concatenate channels."""
-    h, w = feats[0].shape[-2:]
+    """Resize every map to the finest (shallowest) map's grid and concatenate channels."""
+    h, w = max((f.shape[-2:] for f in feats), key=lambda s: s[0] * s[1])  # any layer order
     resized = [f if f.shape[-2:] == (h, w) else
                F.interpolate(f, size=(h, w), mode="bilinear", align_corners=False) for f in feats]
     return torch.cat(resized, dim=1)  # (B, sum C_l, h, w)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__, embedding, knn, maps, sampling
+from . import __version__, ann, embedding, knn, maps, sampling
 from .backbone import FeatureExtractor, load_backbone, state_dict_hash
 from .data import ImageSet
 from .errors import PatchCoreError
@@ -40,6 +40,7 @@ class Config:
     seed: int = 0
     batch_size: int = 16
     proj_dim: int | None = 128
+    search: str = "exact"  # kNN backend: exact (blocked torch) or faiss (the optional extra)
 
     def check(self) -> None:
         """Reject bad settings with a message that names the argument."""
@@ -58,8 +59,17 @@ class Config:
                                      f"got {getattr(self, name)}")
         if self.crop < 0 or self.crop > self.resize:
             raise PatchCoreError(f"--crop: must be in [0, --resize={self.resize}], got {self.crop}")
+        if self.input_size < 32:
+            raise PatchCoreError(f"--resize/--crop: input must be at least 32 px, got "
+                                 f"{self.input_size}")
+        if len(set(self.layers)) != len(self.layers):
+            raise PatchCoreError(f"--layers: a layer is listed twice: {','.join(self.layers)}")
         if self.embed_dim is not None and self.embed_dim < 1:
             raise PatchCoreError(f"--embed-dim: must be >= 1, got {self.embed_dim}")
+        if self.search not in ("exact", "faiss"):
+            raise PatchCoreError(f"--search: unknown backend '{self.search}' (exact or faiss)")
+        if self.search == "faiss":
+            ann.require()
 
     @property
     def input_size(self) -> int:
@@ -87,7 +97,10 @@ class PatchCore:
         self.config = Config(backbone=backbone, layers=layers, weights=weights, sampling=sampling,
                              sampling_ratio=sampling_ratio, k=k, seed=seed, **options)
         self.config.check()
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except RuntimeError:
+            raise PatchCoreError(f"--device: unknown device '{device}' (cpu, cuda or cuda:N)")
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise PatchCoreError("--device: cuda requested but no CUDA device is available")
         self.progress = progress
@@ -183,7 +196,10 @@ class PatchCore:
         """(B, h, w, D) -> image scores (B,), anomaly maps (B, S, S), patch scores (B, h, w)."""
         b, h, w, d = feats.shape
         q = feats.reshape(-1, d)  # (B*h*w, D)
-        dist, idx = knn.knn(q, bank, self.config.k)  # (B*h*w, k)
+        # faiss indexes the fitted bank once; transient leave-one-out banks are searched exactly
+        fitted = self.bank is not None and bank is self.bank.patches
+        search = ann.knn if self.config.search == "faiss" and fitted else knn.knn
+        dist, idx = search(q, bank, self.config.k)  # (B*h*w, k)
         patch = dist.mean(dim=1).reshape(b, h * w)  # (B, h*w)
         if self.config.reweight:
             image = knn.reweight(feats.reshape(b, h * w, d), patch, idx[:, 0].reshape(b, -1),

@@ -75,6 +75,12 @@ def test_unknown_layer_is_named():
         FeatureExtractor(net, ("layer2", "layer9"))
 
 
+def test_layer_without_a_feature_map_is_named():
+    net, _ = load_backbone("resnet18", None)
+    with pytest.raises(PatchCoreError, match="--layers.*'fc'"):
+        FeatureExtractor(net, ("layer2", "fc"))(image(1, 32, 32))
+
+
 def test_state_dict_file_without_head_loads(tmp_path):
     src = seeded_resnet18(7)
     sd = {k: v for k, v in src.state_dict().items() if not k.startswith("fc.")}

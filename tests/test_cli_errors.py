@@ -1,9 +1,11 @@
 """The command line: bad input gives exit code != 0 and one 'error:' line naming the culprit.
 
-Starting Python with torch takes seconds, so most cases call `cli.main` in this process,
-capturing stdout/stderr and turning uncaught exceptions into a printed traceback exactly as
-the interpreter would. A few tests always go through `python -m patchcore_lite`; set
-PATCHCORE_LITE_TEST_SUBPROCESS=1 to run every case that way.
+Starting Python with torch takes 7-12 s on a small runner, so most cases call `cli.main` in
+this process, capturing stdout/stderr and printing uncaught exceptions as a traceback, as the
+interpreter would. One test always goes through `python -m patchcore_lite`; set
+PATCHCORE_LITE_TEST_SUBPROCESS=1 to run every case that way (about 5 minutes).
+Errors found before any work are the only stderr line; errors found while fitting come after
+the "model: ..." line and a progress bar, and must still be the last and only "error:" line.
 """
 
 from __future__ import annotations
@@ -138,10 +140,22 @@ def test_mask_size_differs_from_image(tiny_category):
     ("--k", "0", "--k"),
     ("--crop", "128", "--crop"),
     ("--sampling", "kmeans", "kmeans"),
+    ("--device", "gpu0", "--device"),
+    ("--resize", "16", "--resize"),
+    ("--layers", "layer2,layer2", "--layers"),
 ])
 def test_bad_option(tiny_category_ro, tmp_path, option, value, expect):
     res = cli("fit", tiny_category_ro, "--model", tmp_path / "m.pclite", *FAST, option, value)
     assert_error(res, expect)
+    assert not (tmp_path / "m.pclite").exists()
+
+
+@pytest.mark.parametrize("option, value, expect", [
+    ("--layers", "layer2,fc", "fc"),  # found by the first forward pass
+])
+def test_bad_option_found_late(tiny_category_ro, tmp_path, option, value, expect):
+    res = cli("fit", tiny_category_ro, "--model", tmp_path / "m.pclite", *FAST, option, value)
+    assert_error(res, expect, one_line=False)
     assert not (tmp_path / "m.pclite").exists()
 
 

@@ -35,6 +35,13 @@ def test_fuse_resizes_deeper_maps_and_keeps_the_first():
     assert torch.equal(fused[:, :4], f2)
 
 
+def test_fuse_uses_the_finest_grid_in_any_layer_order():
+    f2, f3 = randn(2, 4, 8, 8), randn(2, 6, 4, 4, seed=1)
+    shallow_first, deep_first = embedding.fuse([f2, f3]), embedding.fuse([f3, f2])
+    assert deep_first.shape == (2, 10, 8, 8)
+    assert torch.equal(deep_first, torch.cat([shallow_first[:, 4:], shallow_first[:, :4]], 1))
+
+
 def test_fuse_of_equal_grids_is_concatenation():
     a, b = randn(1, 3, 5, 5), randn(1, 2, 5, 5, seed=1)
     assert torch.equal(embedding.fuse([a, b]), torch.cat([a, b], dim=1))

@@ -48,6 +48,17 @@ def test_exact_coreset_equals_naive_greedy(proj_dim, seed):
     assert got.tolist() == naive_greedy(x, 0.1, proj_dim, seed)
 
 
+@pytest.mark.parametrize("data", ["random", "clustered", "duplicates"])
+@pytest.mark.parametrize("ratio", [0.1, 0.3])
+def test_default_coreset_equals_naive_greedy(data, ratio):
+    """The pruned default picks the textbook sequence (seeds without float32 near-ties)."""
+    x = {"random": rand(), "clustered": clustered(n_big=100),
+         "duplicates": torch.cat([rand(200), rand(200)[:80]])}[data]  # flat image areas
+    for proj_dim in (16, None):
+        got = sampling.greedy_coreset(x, ratio, proj_dim, 0, progress=False)
+        assert got.tolist() == naive_greedy(x, ratio, proj_dim, 0)
+
+
 def test_fast_coreset_covers_like_exact():
     x = clustered()
     fast = sampling.greedy_coreset(x, 0.05, 16, 0, progress=False)

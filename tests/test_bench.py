@@ -1,0 +1,78 @@
+"""`bench` on a tiny category: the table and JSON have every figure (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from patchcore_lite import bench, bench_anomalib
+from patchcore_lite.cli import build_parser, main
+from patchcore_lite.errors import PatchCoreError
+
+RUN_KEYS = ("n_train n_test n_patches memory_bank_size embed_dim embed_images_per_s "
+            "selection_seconds knn_ms_per_image predict_ms_per_image fit_seconds "
+            "fit_predict_seconds peak_rss_mb fit_peak_rss_mb image_auroc pixel_auroc weights "
+            "search").split()
+TINY = ["--weights", "none", "--resize", "64", "--crop", "0", "--sampling", "coreset",
+        "--threads", "1"]
+
+
+def test_bench_tiny_writes_json_and_table(tiny_category_ro, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--data", str(tiny_category_ro), "--sizes", "2,4", "--json", str(out),
+               *TINY])
+    assert rc == 0
+    record = json.loads(out.read_text())
+    assert [r["n_train"] for r in record["runs"]] == [2, 4]
+    for r in record["runs"]:
+        assert set(RUN_KEYS) <= set(r), set(RUN_KEYS) - set(r)
+        assert r["n_patches"] == r["n_train"] * 16 * 16 and r["embed_dim"] == 384
+        assert r["peak_rss_mb"] >= r["fit_peak_rss_mb"] > 0
+        assert 0.0 <= r["image_auroc"] <= 1.0 and 0.0 <= r["pixel_auroc"] <= 1.0
+    assert record["weights"] == "random" and record["settings"]["sampling"] == "coreset"
+    assert {"cpu_count", "torch", "loadavg"} <= set(record["machine"])
+    printed = capsys.readouterr().out
+    assert "predict ms/img" in printed and "peak RSS MB" in printed
+
+
+def test_parse_sizes():
+    assert bench.parse_sizes("50, 200,1000") == [50, 200, 1000]
+    for bad in ("", "1", "a,b"):
+        with pytest.raises(PatchCoreError, match="--sizes"):
+            bench.parse_sizes(bad)
+
+
+def test_too_few_training_images(tiny_category_ro):
+    with pytest.raises(PatchCoreError, match="train/good has 6 images"):
+        bench.bench_data(str(tiny_category_ro), None, [2, 50], 8, 0)
+
+
+def test_table_aligns_and_marks_missing():
+    text = bench.table([dict(n_train=2, image_auroc=0.5), dict(n_train=10)])
+    lines = text.splitlines()
+    assert len({len(x) for x in lines}) == 1 and lines[-1].split()[-1] == "-"
+
+
+def test_anomalib_needs_comparable_settings():
+    a = build_parser().parse_args(["bench", "--anomalib", "--sampling", "random"])
+    with pytest.raises(PatchCoreError, match="--sampling coreset"):
+        bench_anomalib.check_comparable(a)
+    bench_anomalib.check_comparable(build_parser().parse_args(["bench", "--anomalib"]))
+
+
+def test_anomalib_pins_follow_this_torch():
+    import torch
+
+    pins = bench_anomalib.pins()
+    assert pins["torch"] == torch.__version__.split("+")[0] and "+" not in pins["torchvision"]
+
+
+def test_ratios():
+    ours = dict(predict_ms_per_image=50.0, image_auroc=0.9, fit_seconds=10.0, fit_peak_rss_mb=1)
+    theirs = dict(selection_seconds=100.0, ours_selection_seconds=2.0, coverage=2.0,
+                  ours_coverage=2.1, predict_ms_per_image=200.0, image_auroc=0.91,
+                  fit_seconds=40.0)
+    r = bench_anomalib.ratios(ours, theirs)
+    assert r["selection_speedup"] == 50 and r["predict_ratio"] == 0.25
+    assert r["coverage_ratio"] == pytest.approx(1.05) and r["auroc_diff"] == pytest.approx(-0.01)
