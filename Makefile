@@ -1,11 +1,18 @@
-# make demo | make test | make lab | make present | make lint
+# make demo | make test | make lab | make present | make lint | make bench
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8866
+DATA ?=
+MODEL ?=
+WEIGHTS ?= auto
+# Voila serves the live demo notebook; cells tagged "lesson" (exercises, notes) stay out of the app.
+# A pre-heated kernel runs the notebook as soon as the server is up, so the page opens at once.
+VOILA_OPTS = --port=$(PORT) --no-browser --Voila.ip=127.0.0.1 --Voila.port_retries=0 \
+	--TagRemovePreprocessor.remove_cell_tags=lesson --preheat_kernel=True --pool_size=1
 
-.PHONY: venv demo test lab present lint clean
+.PHONY: venv demo test lab present lint clean bench bench-anomalib bench-memory
 
 venv: $(STAMP)
 
@@ -25,6 +32,26 @@ test: venv
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks/
+
+# Live demo app: embedded data (or DATA=category folder), cached fit (or MODEL=file.pclite).
+# The prepare step generates data / fits once (cached), so the page itself only loads the model.
+present: venv
+	@export PATCHCORE_LITE_DATA="$(if $(DATA),$(abspath $(DATA)))" \
+		PATCHCORE_LITE_MODEL="$(if $(MODEL),$(abspath $(MODEL)))" \
+		PATCHCORE_LITE_WEIGHTS="$(WEIGHTS)" && \
+	prepared="$$($(PY) -m patchcore_lite.live --prepare)" && eval "$$prepared" && \
+	echo "Live demo: http://127.0.0.1:$(PORT)/  (Ctrl-C stops)" && \
+	$(VENV)/bin/voila notebooks/06_live_demo.ipynb $(VOILA_OPTS)
+
+# Performance (not run by CI; timings depend on the machine and its load)
+bench: venv
+	$(PY) -m patchcore_lite bench --json runs/bench/bench.json
+
+bench-anomalib: venv  # installs anomalib into .bench-venv-anomalib/ on first use (~6 GB)
+	$(PY) -m patchcore_lite bench --sizes 50,200 --anomalib --json runs/bench/anomalib.json
+
+bench-memory: venv
+	$(PY) benchmarks/memory_1000.py --json runs/bench/memory_1000.json
 
 lint: venv
 	$(PY) -m ruff check patchcore_lite tests

@@ -33,13 +33,14 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--search", default="exact", help="kNN backend: exact or faiss (extra)")
 
 
 def _model_kwargs(a: argparse.Namespace) -> dict:
     return dict(backbone=a.backbone, layers=a.layers, weights=a.weights, sampling=a.sampling,
                 sampling_ratio=a.ratio, k=a.k, reweight=a.reweight, reweight_b=a.reweight_b,
                 embed_dim=a.embed_dim, resize=a.resize, crop=a.crop, device=a.device,
-                seed=a.seed, batch_size=a.batch_size)
+                seed=a.seed, batch_size=a.batch_size, search=a.search)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", default=None)
     e.add_argument("--out", default=None, help="write a report (index.html and figures) here")
     _model_options(e)
+
+    from .bench import add_options  # stdlib only at import: cheap
+
+    add_options(sub.add_parser("bench", help="time and size fit/predict for growing training sets"))
     return p
 
 
@@ -182,6 +187,12 @@ def cmd_demo(a: argparse.Namespace) -> None:
              n_test=a.n_test)
 
 
+def cmd_bench(a: argparse.Namespace) -> None:
+    from .bench import run
+
+    run(a)
+
+
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -194,7 +205,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 COMMANDS = dict(demo=cmd_demo, synth=cmd_synth, fit=cmd_fit, predict=cmd_predict,
-                evaluate=cmd_evaluate)
+                evaluate=cmd_evaluate, bench=cmd_bench)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,10 +52,10 @@ class Scene:
 
 
 class Defect(NamedTuple):
-    """A defect type: `shape` draws where it is (alpha), `effect` changes the pixels there."""
+    """A defect type: `shape` draws where it is (alpha), `effects` change the pixels there."""
 
     shape: Callable[..., np.ndarray]  # (rng, scene) -> alpha (S, S) in [0, 1]
-    effect: Callable[..., np.ndarray]  # (rng, scene, img, alpha) -> img
+    effects: tuple[Callable[..., np.ndarray], ...]  # each (rng, scene, img, alpha) -> img
 
 
 # ---- randomness and geometry ------------------------------------------------------------
@@ -128,18 +128,14 @@ def _curve(rng: np.random.Generator, scene: Scene, length: tuple[float, float],
 # ---- defect effects: (rng, scene, img, alpha) -> img ------------------------------------
 
 def _scale(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.ndarray,
-           factor: tuple[float, float]) -> np.ndarray:
-    """Darken (factor < 1) or brighten (> 1) with a mottled strength: stains, cracks, scratches."""
-    f = rng.uniform(*factor) ** (1 + 0.3 * _smooth_noise(rng, 6))
-    return _mix(img, img * f[..., None], alpha)
+           factor: tuple[float, float], colour: tuple[float, float, float] = (1.0, 1.0, 1.0),
+           mottle: float = 0.3, grain: float = 6.0) -> np.ndarray:
+    """Darken (factor < 1) or brighten (> 1), optionally shifting hue, with a mottled strength.
 
-
-def _tint(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.ndarray,
-          colour: tuple[float, float, float], grain: float = 0.0) -> np.ndarray:
-    """Recolour while keeping the local texture (dry grass, rust); `grain` adds fine mottling."""
-    lum = img.mean(-1, keepdims=True) * (1 + grain * _smooth_noise(rng, 2)[..., None])
-    other = lum * np.asarray(colour, np.float32) / np.mean(colour)
-    return _mix(img, other, alpha)
+    Stains, oil, rust, dry grass, cracks and scratches are all this with different shapes.
+    """
+    f = rng.uniform(*factor) ** (1 + mottle * _smooth_noise(rng, grain))
+    return _mix(img, img * f[..., None] * np.asarray(colour, np.float32), alpha)
 
 
 def _blur(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.ndarray,
@@ -150,13 +146,15 @@ def _blur(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.nda
 
 
 def _patch(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.ndarray,
-           source: str, colour: tuple[float, float, float] | None = None) -> np.ndarray:
-    """Insert a foreign texture (another photograph), matched to the local mean and contrast."""
-    crop = _crop(rng, source)[..., None] * np.asarray(colour or (1, 1, 1), np.float32)
-    w = alpha[..., None] / alpha.sum()
-    mean, std = (img * w).sum((0, 1)), np.sqrt((img ** 2 * w).sum((0, 1)) - (img * w).sum((0, 1)) ** 2)
-    other = (crop - crop.mean((0, 1))) / crop.std((0, 1)) * std * 1.2 + mean
-    return _mix(img, other, alpha)
+           source: str, level: tuple[float, float] = (1.0, 1.0), contrast: float = 1.0,
+           colour: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """Insert a foreign texture (another photograph) at a local brightness `level` x the mean."""
+    crop = _crop(rng, source)
+    inside = alpha > 0.5
+    mean, std = img[inside].mean(0), img[inside].std(0)
+    grey = (crop - crop[inside].mean()) / (crop[inside].std() + 1e-6)
+    other = (grey[..., None] * std * contrast + mean * rng.uniform(*level))
+    return _mix(img, other * np.asarray(colour, np.float32), alpha)
 
 
 def _dent(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.ndarray,
@@ -177,33 +175,48 @@ def _reveal(rng: np.random.Generator, scene: Scene, img: np.ndarray,
 # ---- categories ---------------------------------------------------------------------------
 
 _TINTS = {"brick": (1.0, 0.64, 0.52), "grass": (0.62, 0.86, 0.42), "gravel": (0.92, 0.88, 0.80)}
-_SOIL, _STRAW, _RUST = (0.78, 0.62, 0.46), (0.95, 0.82, 0.48), (0.72, 0.42, 0.24)
+_BROWN, _RUST, _GREY = (1.0, 0.62, 0.45), (1.0, 0.7, 0.5), (1.2, 0.85, 1.6)
+_REDDISH = (1.1, 0.75, 0.65)
+
+
+def _d(shape: Callable[..., np.ndarray], *effects: Callable[..., np.ndarray]) -> Defect:
+    return Defect(shape, effects)
+
 
 _DEFECTS: dict[str, dict[str, Defect]] = {
     "brick": {
-        "crack": Defect(partial(_curve, length=(40, 110), width=(1.2, 3.0)),
-                        partial(_scale, factor=(0.35, 0.55))),
-        "stain": Defect(partial(_blob, radius=(10, 28)), partial(_scale, factor=(0.5, 0.75))),
-        "spall": Defect(partial(_blob, radius=(9, 22)), partial(_patch, source="gravel")),
+        "crack": _d(partial(_curve, length=(50, 120), width=(3.0, 6.0)),
+                    partial(_scale, factor=(0.3, 0.5)), partial(_dent, depth=(0.3, 0.5))),
+        "stain": _d(partial(_blob, radius=(10, 28)), partial(_scale, factor=(0.5, 0.75))),
+        "spall": _d(partial(_blob, radius=(12, 26)),
+                    partial(_patch, source="gravel", level=(1.2, 1.5), contrast=1.8),
+                    partial(_dent, depth=(-0.4, -0.25))),
     },
     "grass": {
-        "bare_patch": Defect(partial(_blob, radius=(12, 28)),
-                             partial(_patch, source="gravel", colour=_SOIL)),
-        "dry_spot": Defect(partial(_blob, radius=(14, 32)), partial(_tint, colour=_STRAW)),
-        "flattened": Defect(partial(_blob, radius=(12, 28)), partial(_blur, sigma=(2.5, 5.0))),
+        "bare_patch": _d(partial(_blob, radius=(14, 30)),
+                         partial(_patch, source="gravel", level=(0.45, 0.65), contrast=1.5,
+                                 colour=_REDDISH)),
+        "dry_spot": _d(partial(_blob, radius=(14, 32)),
+                       partial(_scale, factor=(0.55, 0.8), colour=_BROWN)),
+        "debris": _d(partial(_blob, radius=(10, 22), rough=0.2),
+                     partial(_patch, source="brick", level=(1.3, 1.6), contrast=0.5,
+                             colour=_GREY)),
     },
     "gravel": {
-        "oil": Defect(partial(_blob, radius=(12, 30)), partial(_scale, factor=(0.45, 0.7))),
-        "sand": Defect(partial(_blob, radius=(12, 28)), partial(_blur, sigma=(2.5, 5.0))),
-        "foreign": Defect(partial(_blob, radius=(10, 24)), partial(_patch, source="grass")),
+        "oil": _d(partial(_blob, radius=(12, 30)), partial(_scale, factor=(0.3, 0.55))),
+        "cement": _d(partial(_blob, radius=(12, 28), rough=0.25),
+                     partial(_patch, source="brick", level=(1.2, 1.4), contrast=0.3)),
+        "foreign": _d(partial(_blob, radius=(14, 28), rough=0.2),
+                      partial(_patch, source="brick", level=(0.45, 0.65), contrast=0.6,
+                              colour=_REDDISH)),
     },
     "hex_nut": {
-        "scratch": Defect(partial(_curve, length=(25, 70), width=(1.0, 2.5), bend=0.12),
-                          partial(_scale, factor=(1.35, 1.7))),
-        "chip": Defect(partial(_blob, radius=(8, 16), on_edge=True), _reveal),
-        "rust": Defect(partial(_blob, radius=(6, 16), rough=0.5),
-                       partial(_tint, colour=_RUST, grain=0.25)),
-        "dent": Defect(partial(_blob, radius=(6, 13), rough=0.05), partial(_dent, depth=(0.25, 0.45))),
+        "scratch": _d(partial(_curve, length=(40, 90), width=(2.5, 5.0), bend=0.12),
+                      partial(_scale, factor=(0.4, 0.6)), partial(_dent, depth=(0.3, 0.5))),
+        "chip": _d(partial(_blob, radius=(12, 22), on_edge=True), _reveal),
+        "rust": _d(partial(_blob, radius=(8, 18), rough=0.5),
+                   partial(_scale, factor=(0.55, 0.8), colour=_RUST, mottle=0.6, grain=2)),
+        "dent": _d(partial(_blob, radius=(10, 18), rough=0.05), partial(_dent, depth=(0.5, 0.8))),
     },
 }
 CATEGORIES: tuple[str, ...] = tuple(_DEFECTS)
@@ -314,7 +327,9 @@ def _camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 def _defect(rng: np.random.Generator, scene: Scene, defect: Defect) -> tuple[np.ndarray, np.ndarray]:
     """Apply one defect, keep pixels within the clean image's range, return (image, mask)."""
     alpha = (defect.shape(rng, scene) * scene.restrict).astype(np.float32)
-    img = defect.effect(rng, scene, scene.img, alpha)
+    img = scene.img
+    for effect in defect.effects:
+        img = effect(rng, scene, img, alpha)
     lo, hi = scene.img.min((0, 1)), scene.img.max((0, 1))
     return np.clip(img, lo, hi).astype(np.float32), (alpha > 0.5) & (_box() > 0)
 
@@ -325,8 +340,8 @@ def _save(img: np.ndarray, path: Path) -> None:
 
 
 def _split_test(n_test: int, n_defects: int) -> list[int]:
-    """Counts of good then each defect type: a third good, the rest shared out evenly."""
-    n_good = max(1, round(n_test / 3))
+    """Counts of good then each defect type: about a third good, the rest shared out evenly."""
+    n_good = max(1, min(round(n_test / 3), n_test - n_defects))
     q, extra = divmod(n_test - n_good, n_defects)
     return [n_good] + [q + (i < extra) for i in range(n_defects)]
 

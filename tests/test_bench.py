@@ -27,11 +27,13 @@ def test_bench_tiny_writes_json_and_table(tiny_category_ro, tmp_path, capsys):
     assert [r["n_train"] for r in record["runs"]] == [2, 4]
     for r in record["runs"]:
         assert set(RUN_KEYS) <= set(r), set(RUN_KEYS) - set(r)
-        assert r["n_patches"] == r["n_train"] * 16 * 16 and r["embed_dim"] == 384
+        assert r["n_patches"] == r["n_train"] * 8 * 8 and r["embed_dim"] == 384
         assert r["peak_rss_mb"] >= r["fit_peak_rss_mb"] > 0
         assert 0.0 <= r["image_auroc"] <= 1.0 and 0.0 <= r["pixel_auroc"] <= 1.0
     assert record["weights"] == "random" and record["settings"]["sampling"] == "coreset"
     assert {"cpu_count", "torch", "loadavg"} <= set(record["machine"])
+    assert record["command"].startswith("python -m patchcore_lite bench") and \
+        "--sizes 2,4" in record["command"] and record["sizes"] == [2, 4]
     printed = capsys.readouterr().out
     assert "predict ms/img" in printed and "peak RSS MB" in printed
 

@@ -1,0 +1,335 @@
+"""Live demo without a browser: stepping, counting, threshold recount, error panels, self-checks."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from patchcore_lite import PatchCore, PatchCoreError, live
+from patchcore_lite.data import test_samples as mvtec_test_samples
+from patchcore_lite.metrics import confusion_counts
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "06_live_demo.ipynb"
+OPTS = dict(weights=None, resize=64, crop=0, sampling="coreset", sampling_ratio=0.25,
+            progress=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch):
+    """The app reads PATCHCORE_LITE_*; a developer's shell must not leak into these tests."""
+    for name in (live.ENV_DATA, live.ENV_MODEL, live.ENV_WEIGHTS, live.ENV_CATEGORY):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_category_ro):
+    return PatchCore(**OPTS).fit(tiny_category_ro)
+
+
+@pytest.fixture(scope="module")
+def model_file(model, tmp_path_factory):
+    return model.save(tmp_path_factory.mktemp("model") / "widget.pclite")
+
+
+def run_line(line: live.LiveDemo) -> int:
+    n = 0
+    while line.step() is not None:
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------- the line
+
+
+def test_step_advances_one_image_at_a_time(model, tiny_category_ro):
+    line = live.LiveDemo.from_folder(tiny_category_ro, model)
+    n = len(mvtec_test_samples(tiny_category_ro))
+    assert line.history == [] and line.frame is None and not line.done
+    shown = line.step()
+    assert len(line.history) == 1 and line.frame.index == 0 and line.frame.inspection is shown
+    assert line.frame.png.startswith(b"\x89PNG")
+    with Image.open(io.BytesIO(line.frame.png)) as im:
+        assert im.size == (2 * 64 + 8, 64)  # image | overlay
+    assert np.isfinite(shown.score)
+    assert run_line(line) == n - 1 and line.done and line.step() is None
+    assert sorted(h.sample.path for h in line.history) == sorted(
+        s.path for s in mvtec_test_samples(tiny_category_ro))  # each image exactly once
+    line.reset()
+    assert line.history == [] and line.step() is not None
+
+
+def test_scores_match_batch_predict(model, tiny_category_ro):
+    line = live.LiveDemo.from_folder(tiny_category_ro, model, shuffle=False)
+    run_line(line)
+    batch, _ = model.predict([s.path for s in line.samples])
+    np.testing.assert_allclose(line.scores(), batch, rtol=1e-4, atol=1e-5)
+
+
+def test_shuffled_order_is_fixed_by_seed(model, tiny_category_ro):
+    a = live.LiveDemo.from_folder(tiny_category_ro, model, seed=3)
+    b = live.LiveDemo.from_folder(tiny_category_ro, model, seed=3)
+    assert [s.path for s in a.samples] == [s.path for s in b.samples]
+
+
+def test_counts_sum_and_agree_with_confusion_counts(model, tiny_category_ro):
+    line = live.LiveDemo.from_folder(tiny_category_ro, model)
+    for _ in range(3):
+        line.step()
+    scores, labels = line.scores(), line.labels()
+    for t in (scores.min(), np.median(scores), scores.max() + 1, line.default_threshold):
+        c = line.counts(t)
+        cc = confusion_counts(labels, scores, t)
+        assert c["shown"] == 3 == c["passed"] + c["flagged"]
+        assert (c["missed"], c["false_alarms"]) == (cc["fn"], cc["fp"])
+        assert c["flagged"] == cc["tp"] + cc["fp"]
+
+
+def test_threshold_recount_is_monotone(model, tiny_category_ro):
+    line = live.LiveDemo.from_folder(tiny_category_ro, model)
+    run_line(line)
+    scores = line.scores()
+    ts = np.linspace(scores.min() - 1, scores.max() + 1, 25)
+    cs = [line.counts(t) for t in ts]
+    for key, sign in (("flagged", -1), ("false_alarms", -1), ("passed", 1), ("missed", 1)):
+        diffs = np.diff([c[key] for c in cs]) * sign
+        assert (diffs >= 0).all(), key
+    assert cs[0]["flagged"] == len(scores) and cs[-1]["flagged"] == 0
+
+
+def test_unknown_labels(model, tiny_category_ro):
+    paths = [s.path for s in mvtec_test_samples(tiny_category_ro)]
+    line = live.LiveDemo(model, paths)
+    line.step()
+    c = line.counts()
+    assert c["missed"] is None and c["false_alarms"] is None and c["shown"] == 1
+
+
+def test_unreadable_image_is_skipped(model, tiny_category):
+    bad = sorted((tiny_category / "test" / "good").iterdir())[0]
+    bad.write_bytes(b"not a png")
+    line = live.LiveDemo.from_folder(tiny_category, model, shuffle=False)
+    n_errors = 0
+    while not line.done:
+        try:
+            line.step()
+        except PatchCoreError as e:
+            assert bad.name in str(e)
+            n_errors += 1
+    assert n_errors == 1 and len(line.history) == len(line.samples) - 1
+
+
+def test_render_overlay_outlines_ground_truth():
+    img = np.full((32, 32, 3), 128, np.uint8)
+    amap = np.zeros((32, 32))
+    mask = np.zeros((32, 32), bool)
+    mask[8:20, 8:20] = True
+    out = live.render_overlay(img, amap, mask, 0.0, 1.0, gap=4)
+    assert out.shape == (32, 68, 3) and out.dtype == np.uint8
+    cyan = (out == live.MASK_RGB).all(-1)
+    assert cyan[:, :32].sum() == cyan[:, 36:].sum() > 0  # outline on both panels
+    assert not cyan[12:16, 12:16].any()  # an outline, not a filled region
+    plain = live.render_overlay(img, amap, None, 0.0, 1.0, gap=4)
+    assert (plain[:, :32] == img).all()
+
+
+def test_heat_colours_use_one_fixed_scale():
+    low, high = live.heat_rgb(np.array([[0.0, 10.0]]), 0.0, 1.0)[0]
+    assert low.sum() < 30 and high.sum() > 500  # dark below vmin, bright (clipped) above vmax
+
+
+# ---------------------------------------------------------------- the widget app
+
+
+def test_app_first_frame_and_css_classes(model, tiny_category_ro):
+    app = live.build_app(category=tiny_category_ro, model=model)
+    assert app.line.counts()["shown"] == 1  # the first frame is rendered on build
+    assert bytes(app.heatmap.value).startswith(b"\x89PNG")
+    for name in ("threshold", "play", "speed", "counts", "verdict", "weights", "heatmap"):
+        assert live.CSS[name] in getattr(app, name)._dom_classes, name
+    assert "RANDOM-INIT (not pretrained)" in app.weights.value
+    assert "pcl-passed" in app.counts.value and "pcl-false-alarms" in app.counts.value
+    assert "data-verdict=" in app.verdict.value
+
+
+def test_app_step_threshold_and_play(model, tiny_category_ro):
+    app = live.build_app(category=tiny_category_ro, model=model)
+    n = len(app.line.samples)
+    assert app.step() and app.line.counts()["shown"] == 2
+    app.set_threshold(app.threshold.min)  # everything shown is flagged
+    assert app.line.counts()["flagged"] == 2
+    assert "data-verdict='flagged'" in app.verdict.value
+    assert "<div class='pcl-flagged' " in app.counts.value
+    app.set_threshold(app.threshold.max)
+    assert app.line.counts()["flagged"] == 0 and "data-verdict='pass'" in app.verdict.value
+    app.play.playing = True
+    app.play.value += 1  # one tick of the Play widget = one step
+    assert app.line.counts()["shown"] == 3
+    app.play.value += 1  # a tick queued while the last step ran is dropped (no backlog)
+    assert app.line.counts()["shown"] == 3
+    while app.step():
+        pass
+    assert app.line.counts()["shown"] == n and not app.play.playing  # end of line: paused
+    assert "End of the line" in app.verdict.value
+    app.play.value = 0  # the stop button rewinds the line
+    assert app.line.counts()["shown"] == 1
+    assert max(h.score for h in app.line.history) <= app.threshold.max
+
+
+def test_speed_sets_play_interval(model, tiny_category_ro):
+    app = live.build_app(category=tiny_category_ro, model=model)
+    app.speed.value = 250
+    assert app.play.interval == 250
+
+
+def test_app_model_from_file_and_env(model_file, tiny_category_ro, monkeypatch):
+    monkeypatch.setenv(live.ENV_DATA, str(tiny_category_ro))
+    monkeypatch.setenv(live.ENV_MODEL, str(model_file))
+    app = live.app()
+    assert hasattr(app, "step") and app.line.counts()["shown"] == 1
+
+
+def _error_text(widget) -> str:
+    assert live.CSS["error"] in widget._dom_classes
+    assert "Traceback" not in widget.value
+    return html.unescape(widget.value)
+
+
+def test_error_panel_for_folder_not_in_mvtec_layout(tmp_path, model, monkeypatch):
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "photos" / "a.png")
+    text = _error_text(live.build_app(category=tmp_path / "photos", model=model))
+    assert "not an MVTec AD layout" in text and "photos" in text
+    monkeypatch.setenv(live.ENV_DATA, str(tmp_path / "missing"))
+    assert "folder not found" in _error_text(live.app())
+
+
+def test_error_panel_for_model_file_that_does_not_load(tmp_path, model_file, tiny_category_ro,
+                                                       monkeypatch):
+    bad = tmp_path / "bad.pclite"
+    bad.write_bytes(model_file.read_bytes()[: 1000])
+    monkeypatch.setenv(live.ENV_DATA, str(tiny_category_ro))
+    monkeypatch.setenv(live.ENV_MODEL, str(bad))
+    assert "bad.pclite" in _error_text(live.app())
+    text = _error_text(live.build_app(category=tiny_category_ro, model=tmp_path / "none.pclite"))
+    assert "file not found" in text
+
+
+def test_error_panel_for_unknown_embedded_category(monkeypatch):
+    monkeypatch.setenv(live.ENV_CATEGORY, "teapot")
+    assert "unknown category 'teapot'" in _error_text(live.app())
+
+
+def test_prepare_reports_bad_input_without_failing(tmp_path, monkeypatch, capsys, model_file,
+                                                   tiny_category_ro):
+    monkeypatch.setenv(live.ENV_DATA, str(tmp_path))
+    assert live.main(["--prepare"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "auto" and "not an MVTec AD layout" in err
+    monkeypatch.setenv(live.ENV_DATA, str(tiny_category_ro))
+    monkeypatch.setenv(live.ENV_MODEL, str(model_file))
+    assert live.main(["--prepare"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "auto" and "ready" in err
+
+
+def test_prepare_fits_once_and_prints_resolved_weights(tmp_path, monkeypatch, capsys,
+                                                       tiny_category_ro):
+    import patchcore_lite.cache as cache
+
+    monkeypatch.setenv("PATCHCORE_LITE_HOME", str(tmp_path))
+    monkeypatch.setenv(live.ENV_DATA, str(tiny_category_ro))
+    monkeypatch.setenv(live.ENV_WEIGHTS, "none")
+    real = cache.cached_model
+    monkeypatch.setattr(cache, "cached_model",
+                        lambda cat, **kw: real(cat, **kw, resize=64, crop=0))
+    assert live.main(["--prepare"]) == 0
+    assert capsys.readouterr().out.strip() == "none"
+    assert len(list((tmp_path / "cache").glob("*.pclite"))) == 1
+
+
+# ---------------------------------------------------------------- self-checks of the exercises
+
+
+@pytest.fixture(scope="module")
+def full_line(model, tiny_category_ro):
+    line = live.LiveDemo.from_folder(tiny_category_ro, model)
+    run_line(line)
+    return line
+
+
+def test_check_no_false_alarm_threshold(full_line, capsys):
+    top = float(full_line.scores()[full_line.labels() == 0].max())
+    assert live.check_no_false_alarm_threshold(full_line, top * 1.001 + 1e-9)
+    assert not live.check_no_false_alarm_threshold(full_line, top)  # >= flags it
+    assert not live.check_no_false_alarm_threshold(full_line, top * 2 + 1)  # too high
+    assert not live.check_no_false_alarm_threshold(full_line, None)
+    assert "Not answered yet" in capsys.readouterr().out
+
+
+def test_check_missed(full_line):
+    t = float(np.median(full_line.scores()))
+    right = full_line.counts(t)["missed"]
+    assert live.check_missed(full_line, t, right)
+    assert not live.check_missed(full_line, t, right + 1)
+    assert not live.check_missed(full_line, t, None)
+
+
+def test_check_recall(full_line, model):
+    c = full_line.counts(full_line.default_threshold)
+    right = c["caught"] / (c["caught"] + c["missed"])
+    assert live.check_recall(full_line, right)
+    assert not live.check_recall(full_line, right + 0.2 if right < 0.5 else right - 0.2)
+    assert not live.check_recall(full_line, 50)  # a percentage, not a fraction
+    assert not live.check_recall(full_line, None)
+
+
+def test_checks_accept_the_app_widget(model, tiny_category_ro):
+    app = live.build_app(category=tiny_category_ro, model=model)
+    while app.step():
+        pass
+    c = app.line.counts(app.line.default_threshold)
+    assert live.check_recall(app, c["caught"] / (c["caught"] + c["missed"]))
+    assert not live.check_recall(live.error_panel("x"), 0.5)
+
+
+# ---------------------------------------------------------------- the notebook
+
+
+def test_notebook_is_tiny_for_voila_and_committed_without_outputs():
+    nb = json.loads(NOTEBOOK.read_text())
+    untagged = [c for c in nb["cells"] if "lesson" not in c["metadata"].get("tags", [])]
+    # Voila (make present) drops cells tagged "lesson": only the app cell is left to run
+    assert len(untagged) == 1 and untagged[0]["cell_type"] == "code"
+    assert "app()" in "".join(untagged[0]["source"])
+    for c in nb["cells"]:
+        if c["cell_type"] == "code":
+            assert c["outputs"] == [] and c["execution_count"] is None
+    text = "".join("".join(c["source"]) for c in nb["cells"])
+    assert "Learning goals" in text and text.count("check_") >= 3 + 3
+
+
+def test_make_present_wiring():
+    """`make present` = prepare step, then Voila on localhost with the lesson cells left out."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make not installed")
+    repo = NOTEBOOK.parents[1]
+    r = subprocess.run(["make", "-n", "present", "PORT=8123", "DATA=some/cat", "MODEL=m.pclite"],
+                       cwd=repo, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert f'PATCHCORE_LITE_DATA="{repo}/some/cat"' in out  # absolute: the kernel runs elsewhere
+    assert f'PATCHCORE_LITE_MODEL="{repo}/m.pclite"' in out
+    assert "-m patchcore_lite.live --prepare" in out and "http://127.0.0.1:8123/" in out
+    for flag in ("voila notebooks/06_live_demo.ipynb", "--port=8123", "--no-browser",
+                 "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
+                 "--TagRemovePreprocessor.remove_cell_tags=lesson"):  # as in test_browser.py
+        assert flag in out, flag
