@@ -10,7 +10,8 @@ WEIGHTS ?= auto
 # Voila serves the live demo notebook; cells tagged "lesson" (exercises, notes) stay out of the app.
 # A pre-heated kernel runs the notebook as soon as the server is up, so the page opens at once.
 VOILA_OPTS = --port=$(PORT) --no-browser --Voila.ip=127.0.0.1 --Voila.port_retries=0 \
-	--TagRemovePreprocessor.remove_cell_tags=lesson --preheat_kernel=True --pool_size=1
+	--TagRemovePreprocessor.remove_cell_tags=lesson --preheat_kernel=True --pool_size=1 \
+	--VoilaKernelManager.fill_delay=120
 
 .PHONY: venv demo test lab present lint clean bench bench-anomalib bench-memory
 

@@ -33,12 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sampling", default="random")
     ap.add_argument("--ratio", type=float, default=0.1)
     ap.add_argument("--limit-mb", type=float, default=4096)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     data = bench_data(a.data, None, [a.n_train], a.n_test, seed=0)
     model = dict(backbone="resnet18", layers="layer2,layer3", weights=None, sampling=a.sampling,
                  sampling_ratio=a.ratio, embed_dim=None)
-    r = run_size(dict(data=str(data), n_train=a.n_train, model=model))
+    r = run_size(dict(data=str(data), n_train=a.n_train, model=model, threads=a.threads))
     print(f"fit of {r['n_train']} images ({r['n_patches']:,} patches x {r['embed_dim']} dims, "
           f"{a.sampling} {a.ratio:g} -> bank {r['memory_bank_size']:,}) "
           f"in {r['fit_seconds']:.0f} s")

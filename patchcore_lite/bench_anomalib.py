@@ -91,6 +91,7 @@ COLUMNS = (  # side-by-side table: (key, header, format)
     ("image_auroc", "anomalib img AUROC", "{:.3f}"),
     ("auroc_diff", "img AUROC ours-theirs", "{:+.3f}"),
     ("fit_peak_rss_mb", "anomalib fit RSS MB", "{:.0f}"),
+    ("ours_fit_peak_rss_mb", "ours fit RSS MB", "{:.0f}"),
 )
 
 

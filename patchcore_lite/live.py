@@ -59,6 +59,7 @@ CSS = dict(app="pcl-app", heatmap="pcl-heatmap", verdict="pcl-verdict", counts="
            error="pcl-error")
 SPEEDS = (("slow", 2000), ("1 / s", 1000), ("2 / s", 500), ("fast", 250))  # Play interval, ms
 FILMSTRIP = 8  # images kept visible on the belt
+GAP = 8  # pixels between the camera image and its overlay
 HEAT_ALPHA = 0.5
 MASK_RGB = (0, 255, 255)  # cyan ground-truth outline, absent from the inferno colormap
 PASS_RGB, FLAG_RGB = "#1a7f37", "#cf222e"
@@ -150,9 +151,9 @@ class LiveDemo:
             self.errors.append(str(e))
             raise
         rgb = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        big = render_overlay(rgb, maps[0], mask, self.vmin, self.vmax)
-        thumb = _png(Image.fromarray(big[:, big.shape[1] // 2 + 4:]).resize((72, 72),
-                                                                            Image.BILINEAR))
+        big = render_overlay(rgb, maps[0], mask, self.vmin, self.vmax, gap=GAP)
+        overlay = big[:, rgb.shape[1] + GAP:]  # the right panel
+        thumb = _png(Image.fromarray(overlay).resize((72, 72), Image.BILINEAR))
         shown = Inspection(sample, float(scores[0]), thumb)
         self.history.append(shown)
         self.frame = Frame(index, shown, _png(Image.fromarray(big)))
@@ -225,8 +226,8 @@ def _outline(mask: np.ndarray, width: int = 2) -> np.ndarray:
     return mask & ~inner
 
 
-def render_overlay(image: np.ndarray, amap: np.ndarray, mask: np.ndarray | None,
-                   vmin: float, vmax: float, alpha: float = HEAT_ALPHA, gap: int = 8) -> np.ndarray:
+def render_overlay(image: np.ndarray, amap: np.ndarray, mask: np.ndarray | None, vmin: float,
+                   vmax: float, alpha: float = HEAT_ALPHA, gap: int = GAP) -> np.ndarray:
     """Image | heatmap overlay side by side, ground truth outlined in cyan on both: (S, 2S+gap, 3).
 
     Plain numpy compositing (matplotlib only maps values to colours): a few milliseconds

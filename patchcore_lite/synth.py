@@ -111,15 +111,21 @@ def _blob(rng: np.random.Generator, scene: Scene, radius: tuple[float, float],
 
 
 def _curve(rng: np.random.Generator, scene: Scene, length: tuple[float, float],
-           width: tuple[float, float], bend: float = 0.25) -> np.ndarray:
-    """An anti-aliased random-walk line (crack, scratch) of varying width and depth."""
+           width: tuple[float, float], bend: float = 0.25,
+           strands: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """Anti-aliased random-walk line(s) of varying width: a crack, or parallel scratches."""
     steps = max(2, int(rng.uniform(*length) / 3))
     heading = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, bend, steps))
-    path = _pick(rng, scene.face) + np.cumsum(3 * np.stack([np.sin(heading), np.cos(heading)], 1), 0)
-    pts = np.clip(np.round(path), 0, SIZE - 1).astype(int)
+    step = 3 * np.stack([np.sin(heading), np.cos(heading)], 1)
+    path = _pick(rng, scene.face) + np.cumsum(step, 0)
+    across = np.array([-step[:, 1].mean(), step[:, 0].mean()]) / 3
+    across /= np.linalg.norm(across) + 1e-6
     line = np.zeros((SIZE, SIZE), bool)
-    for (y0, x0), (y1, x1) in zip(pts[:-1], pts[1:]):
-        line[draw.line(y0, x0, y1, x1)] = True
+    for k in range(rng.integers(strands[0], strands[1] + 1)):
+        lo, hi = sorted(rng.integers(0, steps, 2)) if k else (0, steps)
+        pts = np.clip(np.round(path[lo:hi + 1] + across * 4 * k), 0, SIZE - 1).astype(int)
+        for (y0, x0), (y1, x1) in zip(pts[:-1], pts[1:]):
+            line[draw.line(y0, x0, y1, x1)] = True
     dist = ndimage.distance_transform_edt(~line).astype(np.float32)
     w = rng.uniform(*width) * (1 + 0.3 * _smooth_noise(rng, 24))
     return np.clip(w / 2 + 0.5 - dist, 0.0, 1.0)
@@ -185,8 +191,8 @@ def _d(shape: Callable[..., np.ndarray], *effects: Callable[..., np.ndarray]) ->
 
 _DEFECTS: dict[str, dict[str, Defect]] = {
     "brick": {
-        "crack": _d(partial(_curve, length=(50, 120), width=(3.0, 6.0)),
-                    partial(_scale, factor=(0.3, 0.5)), partial(_dent, depth=(0.3, 0.5))),
+        "crack": _d(partial(_curve, length=(60, 130), width=(3.0, 6.0), bend=0.45),
+                    partial(_scale, factor=(0.25, 0.45)), partial(_dent, depth=(0.3, 0.5))),
         "stain": _d(partial(_blob, radius=(10, 28)), partial(_scale, factor=(0.5, 0.75))),
         "spall": _d(partial(_blob, radius=(12, 26)),
                     partial(_patch, source="gravel", level=(1.2, 1.5), contrast=1.8),
@@ -204,19 +210,21 @@ _DEFECTS: dict[str, dict[str, Defect]] = {
     },
     "gravel": {
         "oil": _d(partial(_blob, radius=(12, 30)), partial(_scale, factor=(0.3, 0.55))),
-        "cement": _d(partial(_blob, radius=(12, 28), rough=0.25),
-                     partial(_patch, source="brick", level=(1.2, 1.4), contrast=0.3)),
+        "weed": _d(partial(_blob, radius=(14, 28)),
+                   partial(_patch, source="grass", level=(0.5, 0.7), contrast=1.2,
+                           colour=(0.8, 1.15, 0.7))),
         "foreign": _d(partial(_blob, radius=(14, 28), rough=0.2),
-                      partial(_patch, source="brick", level=(0.45, 0.65), contrast=0.6,
-                              colour=_REDDISH)),
+                      partial(_patch, source="brick", level=(0.35, 0.55), contrast=0.6,
+                              colour=_REDDISH), partial(_dent, depth=(0.3, 0.5))),
     },
     "hex_nut": {
-        "scratch": _d(partial(_curve, length=(40, 90), width=(2.5, 5.0), bend=0.12),
+        "scratch": _d(partial(_curve, length=(40, 90), width=(2.0, 4.0), bend=0.12,
+                              strands=(2, 4)),
                       partial(_scale, factor=(0.4, 0.6)), partial(_dent, depth=(0.3, 0.5))),
         "chip": _d(partial(_blob, radius=(12, 22), on_edge=True), _reveal),
         "rust": _d(partial(_blob, radius=(8, 18), rough=0.5),
                    partial(_scale, factor=(0.55, 0.8), colour=_RUST, mottle=0.6, grain=2)),
-        "dent": _d(partial(_blob, radius=(10, 18), rough=0.05), partial(_dent, depth=(0.5, 0.8))),
+        "dent": _d(partial(_blob, radius=(12, 22), rough=0.05), partial(_dent, depth=(0.6, 0.9))),
     },
 }
 CATEGORIES: tuple[str, ...] = tuple(_DEFECTS)
@@ -264,7 +272,7 @@ def _nut_metal(rng: np.random.Generator, y, x, r, apothem, hole, light) -> np.nd
     ny, nx = y / np.maximum(r, 1), x / np.maximum(r, 1)
     facing = ny * light[0] + nx * light[1]  # radial normal towards the light
     rings = np.interp(r, np.arange(130), rng.normal(0, 1, 130)).astype(np.float32)
-    face = rng.uniform(0.55, 0.65) + 0.08 * facing * r / apothem + 0.025 * rings
+    face = rng.uniform(0.58, 0.62) + 0.08 * facing * r / apothem + 0.025 * rings
     chamfer = np.clip((r - 0.97 * apothem) / 2, 0, 1)
     bevel = np.clip((hole + 5 - r) / 2, 0, 1)
     shade = face + chamfer * (0.22 * facing - 0.05) - bevel * (0.25 * facing + 0.05)
@@ -281,10 +289,10 @@ def _nut_alpha(y: np.ndarray, x: np.ndarray, apothem: float, angle: float, hole:
 def _nut_scene(rng: np.random.Generator) -> Scene:
     """A hex nut on a matte surface: shifted, slightly rotated, lit from a varying direction."""
     yy, xx = _grid()
-    y, x = yy - 128 - rng.uniform(-6, 6), xx - 128 - rng.uniform(-6, 6)
+    y, x = yy - 128 - rng.uniform(-4, 4), xx - 128 - rng.uniform(-4, 4)
     r = np.hypot(y, x)
-    apothem, angle, light = rng.uniform(68, 76), rng.uniform(-0.2, 0.2), _light(rng, 225, 35)
-    hole = rng.uniform(0.40, 0.46) * apothem
+    apothem, angle, light = rng.uniform(70, 74), rng.uniform(-0.1, 0.1), _light(rng, 225, 20)
+    hole = rng.uniform(0.42, 0.45) * apothem
     alpha = _nut_alpha(y, x, apothem, angle, hole)
     shadow = _nut_alpha(y + 8 * light[0], x + 8 * light[1], apothem, angle, hole, soft=10)
     ground = 0.3 + 0.025 * _smooth_noise(rng, 40) + 0.012 * _smooth_noise(rng, 2)
