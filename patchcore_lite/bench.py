@@ -281,11 +281,12 @@ def run(a, log=print) -> dict:
     if a.anomalib:
         from .bench_anomalib import side_by_side
 
+        record["anomalib"] = []
         try:
-            record["anomalib"] = side_by_side(a, data, record["runs"], tmp, log)
+            side_by_side(a, data, record["runs"], tmp, log, record["anomalib"],
+                         lambda: _write(a.json, record))
         finally:
             shutil.rmtree(tmp.parent, ignore_errors=True)
-        _write(a.json, record)
     if a.json:
         log(f"\nwrote {a.json}")
     return record

@@ -124,12 +124,17 @@ def ratios(ours: dict, theirs: dict) -> dict:
                 ours_fit_peak_rss_mb=ours["fit_peak_rss_mb"])
 
 
-def side_by_side(a, data: Path, our_runs: list[dict], state_dict: Path, log=print) -> list[dict]:
-    """anomalib on each size up to --anomalib-max-size; prints the table of ratios."""
+def side_by_side(a, data: Path, our_runs: list[dict], state_dict: Path, log=print,
+                 rows: list | None = None, on_row=None) -> list[dict]:
+    """anomalib on each size up to --anomalib-max-size; prints the table of ratios.
+
+    Rows are appended to `rows` as they come, and `on_row()` is called after each (so a long run
+    that is stopped keeps what it measured).
+    """
     from .bench import table
 
     python = ensure_venv(a.anomalib_venv, log)
-    rows = []
+    rows = [] if rows is None else rows
     for ours in our_runs:
         n = ours["n_train"]
         if n > a.anomalib_max_size:
@@ -139,6 +144,8 @@ def side_by_side(a, data: Path, our_runs: list[dict], state_dict: Path, log=prin
         log(f"anomalib: {n} images ...")
         theirs = run_worker(python, worker_spec(a, data, n, state_dict))
         rows.append(dict(theirs, **ratios(ours, theirs)))
+        if on_row:
+            on_row()
     if rows:
         log("\nanomalib PatchCore on the same images, weights and ratio; ratios from this run "
             "(speedup and coverage: both selections on anomalib's features, in one process):")

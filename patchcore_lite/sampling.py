@@ -52,14 +52,14 @@ def greedy_coreset(features: torch.Tensor, ratio: float, proj_dim: int | None = 
     """Indices (in selection order) of a greedy k-center coreset of `features` (N, D).
 
     Each step adds the patch farthest from the chosen set. exact=True recomputes all N distances
-    every step in float64 (the textbook loop, matching a naive O(N^2) greedy); the default gives
-    the same selection (up to float32 ties) but skips clusters that cannot get closer.
+    every step in float64 (the textbook loop, matching a naive O(N^2) greedy); the default runs
+    the same loop in float32 as one matrix-vector product per step (same picks up to near-ties).
     """
     n, m = features.shape[0], n_keep(features.shape[0], ratio)
     x = project(features, proj_dim, seed)  # (N, d)
     x = x.double() if exact else x.float().contiguous()
     start = int(torch.randint(n, (1,), generator=torch.Generator().manual_seed(seed)))
-    select = _greedy_exact if exact else _greedy_pruned
+    select = _greedy_exact if exact else _greedy_fast
     bar = tqdm(total=m, desc="coreset", disable=not progress, mininterval=0.5)
     with bar:
         return select(x, m, start, bar.update)
@@ -81,34 +81,17 @@ def _greedy_exact(x: torch.Tensor, m: int, i: int, tick) -> torch.Tensor:
     return chosen
 
 
-def _greedy_pruned(x: torch.Tensor, m: int, i: int, tick) -> torch.Tensor:
-    """Farthest-point loop that only revisits points a new centre can possibly get closer to.
-
-    Each point remembers its nearest chosen centre j; with R_j the largest distance in cluster j,
-    a new centre c with |c - c_j| >= 2 R_j cannot improve any point of cluster j (triangle
-    inequality), so only the points of the remaining clusters are recomputed.
-    """
-    n, dev = x.shape[0], x.device
+def _greedy_fast(x: torch.Tensor, m: int, i: int, tick) -> torch.Tensor:
+    """The same loop in float32 with |x|^2 - 2 x.c + |c|^2: one matrix-vector product per step."""
     chosen = torch.empty(m, dtype=torch.long)
-    centres = torch.empty(m, x.shape[1], dtype=x.dtype, device=dev)  # (m, d)
-    radius = torch.zeros(m, dtype=x.dtype, device=dev)  # squared R_j
-    assign = torch.zeros(n, dtype=torch.long, device=dev)  # (N,) cluster of each point
-    mind = _sqdist(x, x[i])  # (N,) squared distance to the nearest chosen centre
-    chosen[0], centres[0], radius[0] = i, x[i], mind.max()
-    tick(1)
-    for s in range(1, m):
+    sq = (x * x).sum(dim=1)  # (N,)
+    mind = torch.full_like(sq, float("inf"))  # (N,)
+    buf = torch.empty_like(sq)
+    for s in range(m):
+        chosen[s] = i
+        torch.addmv(sq, x, x[i], alpha=-2.0, out=buf).add_(sq[i])  # (N,) squared distances
+        torch.minimum(mind, buf, out=mind)
         i = int(torch.argmax(mind))
-        c = x[i]
-        near = _sqdist(centres[:s], c) < 4.0 * radius[:s] * (1 + 1e-5)  # (s,) clusters to revisit
-        pts = near[assign].nonzero().squeeze(1)  # points of those clusters
-        d = _sqdist(x[pts], c)
-        moved = d < mind[pts]
-        mind[pts] = torch.minimum(mind[pts], d)
-        assign[pts[moved]] = s
-        r = torch.zeros(s + 1, dtype=x.dtype, device=dev)
-        r.scatter_reduce_(0, assign[pts], mind[pts], "amax", include_self=False)
-        radius[:s] = torch.where(near, r[:s], radius[:s])
-        chosen[s], centres[s], radius[s] = i, c, r[s]
         tick(1)
     return chosen
 

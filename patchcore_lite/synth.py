@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import shutil
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -34,21 +37,19 @@ SIZE = 256  # images are SIZE x SIZE RGB
 BOX = (28, 228)  # every defect pixel lies in BOX x BOX: inside the 224 centre crop [16, 240)
 N_TRAIN, N_TEST = 80, 48  # default images per category (a third of the test images are good)
 # Image-to-image variation of the camera: relative amplitudes (uniform in +-value; ramp 0..value).
-CAMERA = dict(gain=0.06, contrast=0.08, gamma=0.06, balance=0.01, ramp=0.1, noise=0.01)
+CAMERA = dict(gain=0.03, contrast=0.05, gamma=0.04, balance=0.01, ramp=0.1, noise=0.01)
 
 
+@dataclass
 class Scene:
     """A clean image before the camera, plus where defects may go and what lies beneath it."""
 
-    def __init__(self, img: np.ndarray, face: np.ndarray, restrict: np.ndarray,
-                 light: np.ndarray, edge: np.ndarray | None = None,
-                 background: np.ndarray | None = None):
-        self.img = img  # (S, S, 3) float32 in [0, 1]
-        self.face = face  # (S, S) bool: where defect centres may fall
-        self.restrict = restrict  # (S, S) float32 in [0, 1]: where defect pixels may fall
-        self.light = light  # (2,) unit (dy, dx) direction the light comes from
-        self.edge = edge  # (S, S) bool: centres for defects that break the outline
-        self.background = background  # (S, S, 3): what a missing piece reveals
+    img: np.ndarray  # (S, S, 3) float32 in [0, 1]
+    face: np.ndarray  # (S, S) bool: where defect centres may fall
+    light: np.ndarray  # (2,) unit (dy, dx) direction the light comes from
+    restrict: np.ndarray | float = 1.0  # (S, S) in [0, 1]: where defect pixels may fall
+    edge: np.ndarray | None = None  # (S, S) bool: centres of defects that break the outline
+    background: np.ndarray | None = None  # (S, S, 3): what a missing piece reveals
 
 
 class Defect(NamedTuple):
@@ -81,7 +82,7 @@ def _box() -> np.ndarray:
 
 
 def _smooth_noise(rng: np.random.Generator, scale: float) -> np.ndarray:
-    """Unit-std noise that varies over about `scale` pixels (bicubic upsampling of a coarse grid)."""
+    """Unit-std noise varying over about `scale` pixels (a coarse grid, upsampled bicubically)."""
     n = max(2, round(SIZE / scale))
     coarse = Image.fromarray(rng.standard_normal((n, n), dtype=np.float32), "F")
     fine = np.asarray(coarse.resize((SIZE, SIZE), Image.BICUBIC))
@@ -106,8 +107,9 @@ def _blob(rng: np.random.Generator, scene: Scene, radius: tuple[float, float],
     r = rng.uniform(*radius)
     cy, cx = _pick(rng, scene.edge if on_edge else scene.face)
     yy, xx = _grid()
-    d = np.hypot(yy - cy, xx - cx) / r + rough * _smooth_noise(rng, max(r / 2, 4))
-    return np.clip((1.0 - d) * r / 2.5, 0.0, 1.0)
+    wobble = _smooth_noise(rng, max(r / 2, 4))
+    d = np.hypot(yy - cy, xx - cx) / r + rough * (wobble - wobble[int(cy), int(cx)])
+    return np.clip((1.0 - d) * r / 2.5, 0.0, 1.0)  # the centre is always fully inside
 
 
 def _curve(rng: np.random.Generator, scene: Scene, length: tuple[float, float],
@@ -127,7 +129,7 @@ def _curve(rng: np.random.Generator, scene: Scene, length: tuple[float, float],
         for (y0, x0), (y1, x1) in zip(pts[:-1], pts[1:]):
             line[draw.line(y0, x0, y1, x1)] = True
     dist = ndimage.distance_transform_edt(~line).astype(np.float32)
-    w = rng.uniform(*width) * (1 + 0.3 * _smooth_noise(rng, 24))
+    w = np.maximum(rng.uniform(*width) * (1 + 0.3 * _smooth_noise(rng, 24)), 1.0)
     return np.clip(w / 2 + 0.5 - dist, 0.0, 1.0)
 
 
@@ -142,13 +144,6 @@ def _scale(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.nd
     """
     f = rng.uniform(*factor) ** (1 + mottle * _smooth_noise(rng, grain))
     return _mix(img, img * f[..., None] * np.asarray(colour, np.float32), alpha)
-
-
-def _blur(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.ndarray,
-          sigma: tuple[float, float]) -> np.ndarray:
-    """Smear the texture (flattened grass, sand filling the gaps)."""
-    s = rng.uniform(*sigma)
-    return _mix(img, ndimage.gaussian_filter(img, (s, s, 0)), alpha)
 
 
 def _patch(rng: np.random.Generator, scene: Scene, img: np.ndarray, alpha: np.ndarray,
@@ -191,9 +186,11 @@ def _d(shape: Callable[..., np.ndarray], *effects: Callable[..., np.ndarray]) ->
 
 _DEFECTS: dict[str, dict[str, Defect]] = {
     "brick": {
-        "crack": _d(partial(_curve, length=(60, 130), width=(3.0, 6.0), bend=0.45),
-                    partial(_scale, factor=(0.25, 0.45)), partial(_dent, depth=(0.3, 0.5))),
-        "stain": _d(partial(_blob, radius=(10, 28)), partial(_scale, factor=(0.5, 0.75))),
+        "crack": _d(partial(_curve, length=(60, 130), width=(4.0, 8.0), bend=0.45),
+                    partial(_scale, factor=(0.25, 0.45), mottle=0.8, grain=2),
+                    partial(_dent, depth=(0.6, 0.9))),
+        "stain": _d(partial(_blob, radius=(10, 28)),
+                    partial(_scale, factor=(1.4, 1.8), colour=(0.95, 1.1, 1.25))),
         "spall": _d(partial(_blob, radius=(12, 26)),
                     partial(_patch, source="gravel", level=(1.2, 1.5), contrast=1.8),
                     partial(_dent, depth=(-0.4, -0.25))),
@@ -218,13 +215,13 @@ _DEFECTS: dict[str, dict[str, Defect]] = {
                               colour=_REDDISH), partial(_dent, depth=(0.3, 0.5))),
     },
     "hex_nut": {
-        "scratch": _d(partial(_curve, length=(40, 90), width=(2.0, 4.0), bend=0.12,
-                              strands=(2, 4)),
-                      partial(_scale, factor=(0.4, 0.6)), partial(_dent, depth=(0.3, 0.5))),
+        "scratch": _d(partial(_curve, length=(40, 80), width=(4.0, 7.0), bend=0.12),
+                      partial(_scale, factor=(0.35, 0.55), mottle=0.8, grain=2)),
         "chip": _d(partial(_blob, radius=(12, 22), on_edge=True), _reveal),
         "rust": _d(partial(_blob, radius=(8, 18), rough=0.5),
                    partial(_scale, factor=(0.55, 0.8), colour=_RUST, mottle=0.6, grain=2)),
-        "dent": _d(partial(_blob, radius=(12, 22), rough=0.05), partial(_dent, depth=(0.6, 0.9))),
+        "dent": _d(partial(_blob, radius=(12, 22), rough=0.05), partial(_scale, factor=(0.75, 0.9)),
+                   partial(_dent, depth=(0.6, 0.9))),
     },
 }
 CATEGORIES: tuple[str, ...] = tuple(_DEFECTS)
@@ -253,12 +250,12 @@ def _light(rng: np.random.Generator, base_deg: float, spread_deg: float) -> np.n
 
 def _texture_scene(rng: np.random.Generator, category: str) -> Scene:
     """A tinted crop of the category's photograph; defects may go anywhere inside the box."""
-    tint = np.asarray(_TINTS[category], np.float32) * (1 + rng.normal(0, 0.03, 3)).astype(np.float32)
-    img = _crop(rng, category)[..., None] * tint
+    tint = np.asarray(_TINTS[category]) * (1 + rng.normal(0, 0.03, 3))
+    img = _crop(rng, category)[..., None] * tint.astype(np.float32)
     yy, xx = _grid()
     lo, hi = BOX[0] + 30, BOX[1] - 30
     face = (yy >= lo) & (yy < hi) & (xx >= lo) & (xx < hi)
-    return Scene(img, face, _box(), _light(rng, 0, 180))
+    return Scene(img, face, _light(rng, 0, 180))
 
 
 def _hexagon_sd(y: np.ndarray, x: np.ndarray, apothem: float, angle: float) -> np.ndarray:
@@ -267,7 +264,8 @@ def _hexagon_sd(y: np.ndarray, x: np.ndarray, apothem: float, angle: float) -> n
     return np.max([x * math.cos(a) + y * math.sin(a) for a in normals], axis=0) - apothem
 
 
-def _nut_metal(rng: np.random.Generator, y, x, r, apothem, hole, light) -> np.ndarray:
+def _nut_metal(rng: np.random.Generator, y: np.ndarray, x: np.ndarray, r: np.ndarray,
+               apothem: float, hole: float, light: np.ndarray) -> np.ndarray:
     """Shaded steel: a lit flat face with turning rings, a conical chamfer and a bevelled hole."""
     ny, nx = y / np.maximum(r, 1), x / np.maximum(r, 1)
     facing = ny * light[0] + nx * light[1]  # radial normal towards the light
@@ -300,7 +298,7 @@ def _nut_scene(rng: np.random.Generator) -> Scene:
     img = _mix(bg, _nut_metal(rng, y, x, r, apothem, hole, light), alpha)
     face = (r > hole + 10) & (r < apothem - 10)
     edge = (alpha > 0.5) & (r > apothem) & (_hexagon_sd(y, x, apothem, angle) > -4)
-    return Scene(img, face, alpha * _box(), light, edge, bg)
+    return Scene(img, face, light, restrict=alpha, edge=edge, background=bg)
 
 
 # ---- images -------------------------------------------------------------------------------
@@ -312,12 +310,12 @@ def _scene(rng: np.random.Generator, category: str) -> Scene:
 
 @functools.cache
 def _sensor_noise() -> np.ndarray:
-    """A fixed field of pixel noise; each image uses a random window of it (cheaper than drawing)."""
+    """A fixed field of pixel noise; each image takes a random window (cheaper than drawing)."""
     return np.random.default_rng(0).standard_normal((2 * SIZE, 2 * SIZE, 3), dtype=np.float32)
 
 
 def _camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
-    """Global variation a camera adds (gain, contrast, gamma, white balance, shading ramp, noise)."""
+    """Image-to-image variation: gain, contrast, gamma, white balance, shading ramp, noise."""
     v = CAMERA
     yy, xx = _grid()
     a = rng.uniform(0, 2 * math.pi)
@@ -332,19 +330,21 @@ def _camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _defect(rng: np.random.Generator, scene: Scene, defect: Defect) -> tuple[np.ndarray, np.ndarray]:
-    """Apply one defect, keep pixels within the clean image's range, return (image, mask)."""
-    alpha = (defect.shape(rng, scene) * scene.restrict).astype(np.float32)
+def _defect(rng: np.random.Generator, scene: Scene,
+            defect: Defect) -> tuple[np.ndarray, np.ndarray]:
+    """Apply one defect; return (image, mask). Changed pixels stay within the clean image's
+    1-99% range, so that no global statistic (min, max, ...) gives the defect away."""
+    alpha = (defect.shape(rng, scene) * scene.restrict * _box()).astype(np.float32)
     img = scene.img
     for effect in defect.effects:
         img = effect(rng, scene, img, alpha)
-    lo, hi = scene.img.min((0, 1)), scene.img.max((0, 1))
-    return np.clip(img, lo, hi).astype(np.float32), (alpha > 0.5) & (_box() > 0)
+    lo, hi = np.quantile(scene.img.reshape(-1, 3), [0.01, 0.99], axis=0)
+    return np.where(img != scene.img, np.clip(img, lo, hi), scene.img), alpha > 0.5
 
 
 def _save(img: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(img).save(path, compress_level=1)
+    Image.fromarray(img).save(path, compress_level=1)  # PNG: lossless and deterministic
 
 
 def _split_test(n_test: int, n_defects: int) -> list[int]:
@@ -354,24 +354,24 @@ def _split_test(n_test: int, n_defects: int) -> list[int]:
     return [n_good] + [q + (i < extra) for i in range(n_defects)]
 
 
-def _generate_category(cat_dir: Path, seed: int, n_train: int, n_test: int) -> None:
-    """Write one category: train/good, test/good, test/<defect> and ground_truth/<defect>."""
+def _jobs(category: str, n_train: int, n_test: int) -> list[tuple[str, str, int]]:
+    """(split, kind, index) of every image of a category; kind is "good" or a defect type."""
+    kinds = ("good", *DEFECT_TYPES[category])
+    test = [("test", k, i) for k, n in zip(kinds, _split_test(n_test, len(kinds) - 1))
+            for i in range(n)]
+    return [("train", "good", i) for i in range(n_train)] + test
+
+
+def _write(cat_dir: Path, seed: int, split: str, kind: str, i: int) -> None:
+    """Render and save one image (and its mask), from its own random stream."""
     category = cat_dir.name
-    for sub in ("train", "test", "ground_truth"):
-        shutil.rmtree(cat_dir / sub, ignore_errors=True)
-    for i in range(n_train):
-        rng = _rng(seed, category, "train", "good", i)
-        _save(_camera(rng, _scene(rng, category).img), cat_dir / "train" / "good" / f"{i:03d}.png")
-    names = ("good", *DEFECT_TYPES[category])
-    for name, count in zip(names, _split_test(n_test, len(names) - 1)):
-        for i in range(count):
-            rng = _rng(seed, category, "test", name, i)
-            scene = _scene(rng, category)
-            img = scene.img
-            if name != "good":
-                img, mask = _defect(rng, scene, _DEFECTS[category][name])
-                _save(mask.astype(np.uint8) * 255, cat_dir / "ground_truth" / name / f"{i:03d}_mask.png")
-            _save(_camera(rng, img), cat_dir / "test" / name / f"{i:03d}.png")
+    rng = _rng(seed, category, split, kind, i)
+    scene = _scene(rng, category)
+    img = scene.img
+    if kind != "good":
+        img, mask = _defect(rng, scene, _DEFECTS[category][kind])
+        _save(mask.astype(np.uint8) * 255, cat_dir / "ground_truth" / kind / f"{i:03d}_mask.png")
+    _save(_camera(rng, img), cat_dir / split / kind / f"{i:03d}.png")
 
 
 def generate(root: str | Path, seed: int = 0, n_train: int | None = None,
@@ -397,5 +397,11 @@ def generate(root: str | Path, seed: int = 0, n_train: int | None = None,
                                  f"(good + one per defect type), got {n_test}")
     dirs = [Path(root) / c for c in categories]
     for d in dirs:
-        _generate_category(d, seed, n_train, n_test)
+        for sub in ("train", "test", "ground_truth"):
+            shutil.rmtree(d / sub, ignore_errors=True)
+    for name in _TINTS:
+        _photo(name)  # load the photographs once, before the threads start
+    jobs = [(d, seed, *job) for d in dirs for job in _jobs(d.name, n_train, n_test)]
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        list(pool.map(lambda job: _write(*job), jobs))  # list(): re-raise any error
     return dirs

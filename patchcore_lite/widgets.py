@@ -64,13 +64,18 @@ def live(callback: Callable[..., View], controls: dict, update: Callable | None 
          **fixed):
     """Controls above an output that shows callback(**fixed, **control values).
 
-    The first view is computed here, outside the widget, so an error stops the notebook (and
-    the headless test) instead of hiding in the output area. `update(change, controls)`, if
-    given, runs before redrawing (e.g. to change the options of a dependent control); changes
-    it makes do not trigger extra redraws. The returned box has `.view`, the latest View.
+    The first view is computed here, so an error stops the notebook (and the headless test)
+    instead of hiding in the output area; a failing redraw later shows its traceback in the
+    output and leaves the controls usable. `update(change, controls)`, if given, runs before
+    redrawing (e.g. to change the options of a dependent control); changes it makes do not
+    trigger extra redraws. The returned box has `.view`, the latest View.
+
+    Views are written into the output widget's `outputs` directly (not with `with out:`), so a
+    headless runner such as nbclient does not have to echo large figures back to the kernel.
     """
+    import traceback
+
     import ipywidgets as W
-    from IPython.display import display
 
     out = W.Output()
     box = W.VBox([W.HBox(list(controls.values()), layout=W.Layout(flex_flow="row wrap")), out])
@@ -78,11 +83,7 @@ def live(callback: Callable[..., View], controls: dict, update: Callable | None 
 
     def show(view: View) -> None:
         box.view = view
-        objs = view.rendered()  # render outside the output context: errors stay visible
-        with out:
-            out.clear_output(wait=True)
-            for obj in objs:
-                display(obj)
+        out.outputs = tuple(_display_data(obj) for obj in view.rendered())
 
     def on_change(change) -> None:
         nonlocal busy
@@ -94,13 +95,24 @@ def live(callback: Callable[..., View], controls: dict, update: Callable | None 
                 update(change, controls)
         finally:
             busy = False
-        with out:  # a failing redraw prints its traceback here; the widget stays usable
+        try:
             show(callback(**fixed, **{k: c.value for k, c in controls.items()}))
+        except Exception:  # noqa: BLE001 - shown to the learner, the widget stays usable
+            out.outputs = ({"output_type": "stream", "name": "stderr",
+                            "text": traceback.format_exc()},)
 
     show(callback(**fixed, **{k: c.value for k, c in controls.items()}))
     for c in controls.values():
         c.observe(on_change, names="value")
     return box
+
+
+def _display_data(obj) -> dict:
+    """An output-widget entry for `obj`, formatted like IPython's display() would."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    data, metadata = InteractiveShell.instance().display_formatter.format(obj)
+    return {"output_type": "display_data", "data": data, "metadata": metadata}
 
 
 def source(obj) -> object:
@@ -249,7 +261,7 @@ def gallery(root: str | Path, category: str, defect: str, n: int = 6, resize: in
         if crop:
             t = (resize - crop) / 2
             ax.add_patch(Rectangle((t, t), crop, crop, fill=False, ls="--", ec="white", lw=0.8))
-        ax.set_title(f"{s.path.name}\n{100 * fractions[-1]:.1f}% defect pixels", fontsize=8)
+        ax.set_title(f"{s.path.name}\n{100 * fractions[-1]:.2g}% defect pixels", fontsize=8)
         ax.set_axis_off()
     fig.suptitle(f"{category} / {defect}: ground truth in cyan; dashed = {crop}x{crop} crop",
                  fontsize=10)
@@ -562,12 +574,14 @@ def toy_points(seed: int = 0) -> np.ndarray:
 class BankLab:
     """Training patches of a few images and a small labelled test set, for sampling comparisons.
 
-    train (N, D) patch features; test (T, P, D) patch features of T test images; labels (T,).
+    train (N, D) patch features; test (T, h, w, D) patch features of T test images; labels (T,);
+    masks (T, S, S), optional: with them each bank also gets a pixel AUROC (maps at S x S).
     Selections are computed once per (method, ratio) and reused (with their timing)."""
 
     train: torch.Tensor
     test: torch.Tensor
     labels: np.ndarray
+    masks: np.ndarray | None = None
     seed: int = 0
     subtitle: str = ""
     _selected: dict = field(default_factory=dict, repr=False)
@@ -592,21 +606,25 @@ class BankLab:
         return self._selected[key]
 
     def result(self, method: str, ratio: float) -> dict:
-        """Bank size, selection time, coverage radius and test image AUROC of one method."""
+        """Bank size, selection time, coverage radius and test AUROCs of one method."""
         key = (method, round(float(ratio), 6))
         if key not in self._results:
             idx, seconds = self.select(method, ratio)
             bank = self.train[idx]
             nn_dist = knn.knn(self.train, bank, k=1)[0][:, 0]  # every patch to its nearest kept
-            t, p, d = self.test.shape
-            patch = knn.knn(self.test.reshape(-1, d), bank, k=1)[0][:, 0].reshape(t, p)
-            scores = _np(patch.max(dim=1).values)
+            t, h, w, d = self.test.shape
+            patch = knn.knn(self.test.reshape(-1, d), bank, k=1)[0][:, 0].reshape(t, h, w)
+            scores = _np(patch.amax(dim=(1, 2)))
+            pixel = None
+            if self.masks is not None:
+                amaps = maps.anomaly_map(patch, tuple(self.masks.shape[-2:]))
+                pixel = metrics.pixel_auroc(self.masks, _np(amaps))
             self._results[key] = dict(
                 method=method, ratio=None if method == "none" else float(ratio),
                 bank_size=len(idx), n_patches=self.train.shape[0], seconds=seconds,
                 coverage_radius=float(nn_dist.max()), mean_distance=float(nn_dist.mean()),
-                image_auroc=metrics.image_auroc(self.labels, scores), nn_dist=_np(nn_dist),
-                worst=int(nn_dist.argmax()), scores=scores)
+                image_auroc=metrics.image_auroc(self.labels, scores), pixel_auroc=pixel,
+                nn_dist=_np(nn_dist), worst=int(nn_dist.argmax()), scores=scores)
         return self._results[key]
 
 
@@ -658,9 +676,8 @@ def bank_view(lab: BankLab, method: str, ratio: float) -> View:
     ax_hist.set(xlabel="distance from each training patch to its nearest kept patch",
                 ylabel="patches")
     ax_hist.legend(fontsize=8)
-    auroc = r["image_auroc"]
-    ax_hist.set_title(f"selection {r['seconds']:.2f} s; test image AUROC "
-                      f"{'-' if auroc is None else f'{auroc:.3f}'} ({len(lab.labels)} images)",
+    ax_hist.set_title(f"selection {r['seconds']:.2f} s; {len(lab.labels)} test images: AUROC "
+                      f"image {_fmt(r['image_auroc'])}, pixel {_fmt(r['pixel_auroc'])}",
                       fontsize=9)
     if lab.subtitle:
         fig.suptitle(lab.subtitle, fontsize=9)
@@ -686,21 +703,27 @@ def sampling_table(lab: BankLab, runs: Sequence[tuple[str, float]]) -> View:
     for method, ratio in runs:
         r = lab.result(method, ratio)
         rows.append({k: r[k] for k in ("method", "ratio", "bank_size", "seconds",
-                                       "coverage_radius", "mean_distance", "image_auroc")})
+                                       "coverage_radius", "mean_distance", "image_auroc",
+                                       "pixel_auroc")})
     fig = Figure(figsize=(9, 3.2), layout="constrained")
     ax_cov, ax_auc = fig.subplots(1, 2)
+    nan = lambda a: np.nan if a is None else a  # noqa: E731
     for method, color in (("random", "tab:gray"), ("coreset", "tab:orange")):
-        pts = sorted((r["ratio"], r["coverage_radius"], r["image_auroc"]) for r in rows
-                     if r["method"] == method)
+        pts = sorted((r["ratio"], r["coverage_radius"], nan(r["image_auroc"]),
+                      nan(r["pixel_auroc"])) for r in rows if r["method"] == method)
         if pts:
-            x, cov, auc = zip(*pts)
+            x, cov, img, pix = zip(*pts)
             ax_cov.plot(x, cov, "o-", c=color, label=method)
-            ax_auc.plot(x, [np.nan if a is None else a for a in auc], "o-", c=color, label=method)
-    full = [r for r in rows if r["method"] == "none"]
-    if full and full[0]["image_auroc"] is not None:
-        ax_auc.axhline(full[0]["image_auroc"], c="black", ls="--", label="full bank")
+            ax_auc.plot(x, pix, "o-", c=color, label=f"{method}: pixel")
+            ax_auc.plot(x, img, "s:", c=color, label=f"{method}: image")
+    for r in rows:
+        if r["method"] == "none":
+            ax_auc.axhline(nan(r["pixel_auroc"]), c="black", ls="-", lw=0.8,
+                           label="full bank: pixel")
+            ax_auc.axhline(nan(r["image_auroc"]), c="black", ls=":", lw=0.8,
+                           label="full bank: image")
     ax_cov.set(xscale="log", xlabel="sampling ratio", ylabel="coverage radius")
-    ax_auc.set(xscale="log", xlabel="sampling ratio", ylabel="test image AUROC")
+    ax_auc.set(xscale="log", xlabel="sampling ratio", ylabel="test AUROC")
     for ax in (ax_cov, ax_auc):
         ax.legend(fontsize=8)
     if lab.subtitle:

@@ -88,7 +88,7 @@ def test_notebook_03_checks():
     wrong(ex.check_nxn_memory(10.7))
     unanswered(ex.check_nxn_memory(None))
     g = torch.Generator().manual_seed(0)
-    lab = widgets.BankLab(torch.randn(400, 8, generator=g), torch.randn(4, 10, 8, generator=g),
+    lab = widgets.BankLab(torch.randn(400, 8, generator=g), torch.randn(4, 2, 5, 8, generator=g),
                           [0, 0, 1, 1])
     right(ex.check_coverage_winner(lab, "coreset"))
     right(ex.check_coverage_winner(lab, " Coreset "))

@@ -56,7 +56,10 @@ def test_notebook_runs_headless(path, capsys):
         print(f"\n{path.name}: {seconds:.1f} s", flush=True)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert not errors
-    shown = sum(1 for c in nb.cells for o in c.get("outputs", [])
-                if "image/png" in o.get("data", {}))
-    assert shown, f"{path.name}: no figure was displayed"
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    panels = [m["state"].get("outputs", []) for m in state.get("state", {}).values()
+              if m.get("model_name") == "OutputModel"]
+    assert all(panels), f"{path.name}: a widget's first view was not rendered"
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])] + [o for p in panels for o in p]
+    assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name}: no figure"
     assert seconds < LIMIT_S, f"{path.name} took {seconds:.0f} s (limit {LIMIT_S} s)"

@@ -51,7 +51,7 @@ def test_exact_coreset_equals_naive_greedy(proj_dim, seed):
 @pytest.mark.parametrize("data", ["random", "clustered", "duplicates"])
 @pytest.mark.parametrize("ratio", [0.1, 0.3])
 def test_default_coreset_equals_naive_greedy(data, ratio):
-    """The pruned default picks the textbook sequence (seeds without float32 near-ties)."""
+    """The fast float32 default picks the textbook sequence (seeds without near-ties)."""
     x = {"random": rand(), "clustered": clustered(n_big=100),
          "duplicates": torch.cat([rand(200), rand(200)[:80]])}[data]  # flat image areas
     for proj_dim in (16, None):

@@ -1,4 +1,4 @@
-"""The embedded data set: MVTec layout, determinism, defects inside the crop, no trivial shortcut."""
+"""The embedded data set: MVTec layout, determinism, defects inside the crop, no shortcuts."""
 
 from __future__ import annotations
 

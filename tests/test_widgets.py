@@ -245,15 +245,17 @@ def test_embedding_views():
 def bank_lab():
     g = torch.Generator().manual_seed(0)
     train = torch.randn(600, 16, generator=g)
-    test = torch.randn(6, 20, 16, generator=g)
-    test[3:, :2] += 6.0  # three test images with two far-off patches each
-    return widgets.BankLab(train, test, [0, 0, 0, 1, 1, 1])
+    test = torch.randn(6, 4, 5, 16, generator=g)
+    test[3:, :2, :2] += 6.0  # three test images with four far-off patches each
+    masks = np.zeros((6, 8, 10), bool)
+    masks[3:, :4, :4] = True
+    return widgets.BankLab(train, test, [0, 0, 0, 1, 1, 1], masks)
 
 
 def test_bank_lab_results(bank_lab):
     full = bank_lab.result("none", 1.0)
     assert full["bank_size"] == 600 and full["coverage_radius"] == 0.0
-    assert full["image_auroc"] == 1.0
+    assert full["image_auroc"] == 1.0 and full["pixel_auroc"] > 0.9
     rand, core = bank_lab.result("random", 0.1), bank_lab.result("coreset", 0.1)
     assert rand["bank_size"] == core["bank_size"] == sampling.n_keep(600, 0.1)
     assert core["coverage_radius"] < rand["coverage_radius"]
