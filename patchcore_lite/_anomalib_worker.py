@@ -110,9 +110,9 @@ def main(spec: dict) -> dict:
         ours_selection_seconds=ours_s, ours_memory_bank_size=int(len(idx_o)),
         coverage=cov_a, ours_coverage=cov_o, predict_seconds=pred_s,
         predict_ms_per_image=1000 * pred_s / n, fit_predict_seconds=res["fit_seconds"] + pred_s,
-        peak_rss_mb=peak_rss_mb(), baseline_rss_mb=base_rss, image_auroc=metrics.image_auroc(labels, scores.numpy()),
-        pixel_auroc=px, torch=torch.__version__, torch_threads=torch.get_num_threads(),
-        num_neighbors=spec["num_neighbors"])
+        peak_rss_mb=peak_rss_mb(), baseline_rss_mb=base_rss, pixel_auroc=px,
+        image_auroc=metrics.image_auroc(labels, scores.numpy()), torch=torch.__version__,
+        torch_threads=torch.get_num_threads(), num_neighbors=spec["num_neighbors"])
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ _DEFECTS: dict[str, dict[str, Defect]] = {
     "brick": {
         "crack": _d(partial(_curve, length=(60, 130), width=(4.0, 8.0), bend=0.45),
                     partial(_scale, factor=(0.25, 0.45), mottle=0.8, grain=2),
-                    partial(_dent, depth=(0.6, 0.9))),
+                    partial(_dent, depth=(0.8, 1.2))),
         "stain": _d(partial(_blob, radius=(10, 28)),
                     partial(_scale, factor=(1.4, 1.8), colour=(0.95, 1.1, 1.25))),
         "spall": _d(partial(_blob, radius=(12, 26)),
@@ -197,26 +197,26 @@ _DEFECTS: dict[str, dict[str, Defect]] = {
     },
     "grass": {
         "bare_patch": _d(partial(_blob, radius=(14, 30)),
-                         partial(_patch, source="gravel", level=(0.45, 0.65), contrast=1.5,
+                         partial(_patch, source="gravel", level=(0.35, 0.5), contrast=1.5,
                                  colour=_REDDISH)),
-        "dry_spot": _d(partial(_blob, radius=(14, 32)),
-                       partial(_scale, factor=(0.55, 0.8), colour=_BROWN)),
+        "dry_spot": _d(partial(_blob, radius=(18, 36)),
+                       partial(_scale, factor=(0.5, 0.7), colour=_BROWN)),
         "debris": _d(partial(_blob, radius=(10, 22), rough=0.2),
                      partial(_patch, source="brick", level=(1.3, 1.6), contrast=0.5,
                              colour=_GREY)),
     },
     "gravel": {
-        "oil": _d(partial(_blob, radius=(12, 30)), partial(_scale, factor=(0.3, 0.55))),
+        "oil": _d(partial(_blob, radius=(10, 26)), partial(_scale, factor=(0.4, 0.6))),
         "weed": _d(partial(_blob, radius=(14, 28)),
-                   partial(_patch, source="grass", level=(0.5, 0.7), contrast=1.2,
+                   partial(_patch, source="grass", level=(0.6, 0.8), contrast=1.2,
                            colour=(0.8, 1.15, 0.7))),
         "foreign": _d(partial(_blob, radius=(14, 28), rough=0.2),
-                      partial(_patch, source="brick", level=(0.35, 0.55), contrast=0.6,
+                      partial(_patch, source="brick", level=(0.45, 0.65), contrast=0.6,
                               colour=_REDDISH), partial(_dent, depth=(0.3, 0.5))),
     },
     "hex_nut": {
-        "scratch": _d(partial(_curve, length=(40, 80), width=(4.0, 7.0), bend=0.12),
-                      partial(_scale, factor=(0.35, 0.55), mottle=0.8, grain=2)),
+        "scratch": _d(partial(_curve, length=(50, 90), width=(5.0, 8.0), bend=0.12),
+                      partial(_scale, factor=(0.3, 0.5), mottle=0.8, grain=2)),
         "chip": _d(partial(_blob, radius=(12, 22), on_edge=True), _reveal),
         "rust": _d(partial(_blob, radius=(8, 18), rough=0.5),
                    partial(_scale, factor=(0.55, 0.8), colour=_RUST, mottle=0.6, grain=2)),
@@ -293,7 +293,8 @@ def _nut_scene(rng: np.random.Generator) -> Scene:
     hole = rng.uniform(0.42, 0.45) * apothem
     alpha = _nut_alpha(y, x, apothem, angle, hole)
     shadow = _nut_alpha(y + 8 * light[0], x + 8 * light[1], apothem, angle, hole, soft=10)
-    ground = 0.3 + 0.025 * _smooth_noise(rng, 40) + 0.012 * _smooth_noise(rng, 2)
+    ground = (rng.uniform(0.26, 0.34) + 0.025 * _smooth_noise(rng, 40)
+              + 0.012 * _smooth_noise(rng, 2))
     bg = (ground * (1 - 0.45 * shadow))[..., None] * np.array([0.9, 0.95, 1.0], np.float32)
     img = _mix(bg, _nut_metal(rng, y, x, r, apothem, hole, light), alpha)
     face = (r > hole + 10) & (r < apothem - 10)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyBboxPatch, Rectangle
 
@@ -611,7 +612,10 @@ class BankLab:
         if key not in self._results:
             idx, seconds = self.select(method, ratio)
             bank = self.train[idx]
-            nn_dist = knn.knn(self.train, bank, k=1)[0][:, 0]  # every patch to its nearest kept
+            if method == "none":  # every patch is kept: all at distance 0
+                nn_dist = torch.zeros(self.train.shape[0])
+            else:  # every patch to its nearest kept patch
+                nn_dist = knn.knn(self.train, bank, k=1)[0][:, 0]
             t, h, w, d = self.test.shape
             patch = knn.knn(self.test.reshape(-1, d), bank, k=1)[0][:, 0].reshape(t, h, w)
             scores = _np(patch.amax(dim=(1, 2)))
@@ -722,13 +726,17 @@ def sampling_table(lab: BankLab, runs: Sequence[tuple[str, float]]) -> View:
                            label="full bank: pixel")
             ax_auc.axhline(nan(r["image_auroc"]), c="black", ls=":", lw=0.8,
                            label="full bank: image")
+    values = [v for r in rows for v in (r["image_auroc"], r["pixel_auroc"]) if v is not None]
+    if values:
+        ax_auc.set_ylim(min(values) - 0.03, max(values) + 0.03)
     ax_cov.set(xscale="log", xlabel="sampling ratio", ylabel="coverage radius")
     ax_auc.set(xscale="log", xlabel="sampling ratio", ylabel="test AUROC")
     for ax in (ax_cov, ax_auc):
         ax.legend(fontsize=8)
     if lab.subtitle:
         fig.suptitle(lab.subtitle, fontsize=9)
-    return View(dict(rows=rows), [fig], _table(rows))
+    shown = [dict(r, seconds=round(r["seconds"], 3)) for r in rows]
+    return View(dict(rows=rows), [fig], _table(shown))
 
 
 # ---- 04 kNN scoring and heatmaps ------------------------------------------------------------
@@ -780,6 +788,19 @@ class ExplainLab:
         y, x = np.unravel_index(int(m.argmax()), m.shape)
         return int(y), int(x)
 
+    def best_example(self, candidates: Sequence[int] | None = None, k: int = 1) -> int:
+        """A defective image the model explains well: its hottest pixel lies on the defect.
+
+        Among `candidates` (default: all defective images), the highest-scoring one whose
+        anomaly-map maximum falls inside its mask; failing that, the highest-scoring one."""
+        pool = [i for i in (range(len(self.samples)) if candidates is None else candidates)
+                if self.samples[i].label]
+        if not pool:
+            raise ValueError("best_example: no defective image among the candidates")
+        score = {i: float(self.patch_scores(i, k).max()) for i in pool}
+        on_defect = [i for i in pool if self.image(i)[2][self.hottest(i, k)]]
+        return max(on_defect or pool, key=score.get)
+
     def train_image(self, j: int) -> torch.Tensor:
         c = self.model.config
         key = ("train", j)
@@ -795,7 +816,7 @@ def scoring_steps(lab: ExplainLab, image: int, k: int = 1, sigma: float = maps.S
     s = lab.model.config.input_size
     up = lab.anomaly_map(image, k, sigma=0)
     blurred = lab.anomaly_map(image, k, sigma)
-    lo, hi = lab.model.map_range
+    lo, hi = float(patch.min()), float(patch.max())  # this image's range: every step readable
     fig = Figure(figsize=(13, 3.4), layout="constrained")
     axes = fig.subplots(1, 4)
     axes[0].imshow(_rgb(img))
@@ -818,7 +839,8 @@ def scoring_steps(lab: ExplainLab, image: int, k: int = 1, sigma: float = maps.S
     for ax in axes:
         ax.set_axis_off()
     fig.colorbar(im, ax=axes.tolist(), shrink=0.8, label="distance to nearest normal patch")
-    fig.suptitle(lab.model.describe(), fontsize=8)
+    fig.suptitle(f"{lab.model.describe()}\ncolour scale: this image's lowest to highest patch "
+                 "score", fontsize=8)
     data = dict(image_score=float(patch.max()), grid=(h, w), worst_cell=(int(gy), int(gx)),
                 map_max=float(blurred.max()), upsampled_max=float(up.max()))
     return View(data, [fig])
@@ -1047,7 +1069,7 @@ def threshold_view(lab: ThresholdLab, threshold: float, n_overlays: int = 6) -> 
         for ax, i in zip(axes, order):
             seg = np.asarray(lab.maps[i]) >= threshold
             ax.imshow(lab.image(i))
-            ax.imshow(np.ma.masked_where(~seg, seg), cmap="autumn", alpha=0.55, vmin=0, vmax=1)
+            ax.imshow(np.ma.masked_where(~seg, seg), cmap=ListedColormap(["red"]), alpha=0.45)
             if lab.masks is not None:
                 _outline(ax, lab.masks[i])
             verdict = ("MISSED" if labels[i] and not flagged[i] else
