@@ -175,7 +175,7 @@ def check_patches_and_dim(answer, layers: Iterable[str] = ("layer2", "layer3"),
     if a is not None and len(a) == 2 and a[0] == truth[0]:
         return Verdict(False, "Patch count right; D is the sum of the layers' channels.")
     if a is not None and len(a) == 2 and a[1] == truth[1]:
-        return Verdict(False, "D right; the grid is the first (shallowest) layer's grid.")
+        return Verdict(False, "D right; the grid is the finest (shallowest) layer's grid.")
     return Verdict(False, f"{answer} is not it: the grid comes from the shallowest layer, D from "
                           "all of them.")
 

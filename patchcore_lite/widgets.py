@@ -464,7 +464,7 @@ def aggregation_view(feat: torch.Tensor, channel: int = 0, index: int = 0,
 
 
 def _by_depth(feats: dict, layers: Sequence[str]) -> list[str]:
-    """Layers in the order of `feats` (shallow to deep): fuse() uses the first one's grid."""
+    """Layers in the order of `feats` (shallow to deep), so channels are listed shallow first."""
     order = list(feats)
     return sorted(layers, key=order.index)
 
@@ -534,7 +534,7 @@ def pca_app(images: torch.Tensor, feats: dict, names=None, subtitle: str = ""):
 
 
 def reduction_view(feats: Sequence[torch.Tensor], dims: Sequence[int] = (64, 192),
-                   n_pairs: int = 3000, seed: int = 0) -> View:
+                   n_pairs: int = 3000, seed: int = 0, subtitle: str = "") -> View:
     """How well embedding.reduce_dim keeps distances between patches (pairs sampled at random).
 
     feats: the layer maps to fuse (B, C_l, h_l, w_l). Returns the correlation of pair distances
@@ -557,6 +557,8 @@ def reduction_view(feats: Sequence[torch.Tensor], dims: Sequence[int] = (64, 192
         ax.scatter(d_full, d_red, s=2, alpha=0.3)
         ax.set(xlabel=f"distance, D = {full.shape[1]}", ylabel=f"distance, D = {dim}",
                title=f"reduce_dim to {dim}: r = {r:.3f}")
+    if subtitle:
+        fig.suptitle(subtitle, fontsize=8)
     return View(dict(rows=rows), [fig], _table(rows))
 
 
@@ -1056,6 +1058,8 @@ def threshold_view(lab: ThresholdLab, threshold: float, n_overlays: int = 6) -> 
     ax.set_xticks([0, 1], ["pass", "flag"])
     ax.set_yticks([0, 1], ["good", "defective"])
     ax.set(xlabel="verdict", ylabel="truth", title=f"threshold {threshold:.4g}")
+    if lab.subtitle:
+        fig.suptitle(lab.subtitle, fontsize=6, wrap=True)
     figs.append(fig)
 
     order = ([i for i in np.flatnonzero(labels & ~flagged)]

@@ -223,7 +223,7 @@ def test_embedding_views():
              "layer3": torch.rand(2, 32, 4, 4, generator=g)}
     x = torch.rand(2, 3, 64, 64, generator=g)
     view = widgets.pca_rgb_view(x, feats, ("layer3", "layer2"), local=True)
-    assert view.data["layers"] == ["layer2", "layer3"]  # shallow first: its grid is used
+    assert view.data["layers"] == ["layer2", "layer3"]  # shallow first, on the finest grid
     assert view.data["grid"] == (8, 8) and view.data["dim"] == 48
     assert 0 < sum(view.data["explained"]) <= 1
     _png(view)
@@ -247,8 +247,8 @@ def bank_lab():
     train = torch.randn(600, 16, generator=g)
     test = torch.randn(6, 4, 5, 16, generator=g)
     test[3:, :2, :2] += 6.0  # three test images with four far-off patches each
-    masks = np.zeros((6, 8, 10), bool)
-    masks[3:, :4, :4] = True
+    masks = np.zeros((6, 40, 50), bool)  # maps are upsampled to the mask size
+    masks[3:, :20, :20] = True
     return widgets.BankLab(train, test, [0, 0, 0, 1, 1, 1], masks)
 
 
