@@ -16,7 +16,7 @@ FLOORS = {  # category: (image AUROC floor, pixel AUROC floor)
     "brick": (0.823, 0.916),  # measured 0.873, 0.966
     "grass": (0.825, 0.918),  # measured 0.875, 0.968
     "gravel": (0.829, 0.917),  # measured 0.879, 0.967
-    "hex_nut": (0.7, 0.7),  # not yet measured when committed: the allowed minimum
+    "hex_nut": (0.929, 0.934),  # measured 0.979, 0.984
 }
 JSON_KEYS = ("image_auroc", "pixel_auroc", "pro", "threshold", "f1_threshold", "image_f1",
              "n_train", "n_test", "memory_bank_size", "embed_dim", "fit_seconds",
