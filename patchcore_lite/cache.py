@@ -27,12 +27,19 @@ def embedded_data(seed: int = 0, root: str | Path | None = None) -> Path:
     from .synth import CATEGORIES, generate
 
     root = Path(root) if root else home() / f"embedded-seed{seed}"
-    stamp = root / ".complete"
-    if not stamp.is_file() or stamp.read_text() != __version__:
+    stamp, tag = root / ".complete", f"{__version__} {_synth_hash()}"
+    if not stamp.is_file() or stamp.read_text() != tag:  # regenerate when the generator changed
         generate(root, seed=seed)
-        stamp.write_text(__version__)
+        stamp.write_text(tag)
     assert all((root / c).is_dir() for c in CATEGORIES)
     return root
+
+
+def _synth_hash() -> str:
+    """Fingerprint of the generator's source: data made by an older synth.py is not reused."""
+    from . import synth
+
+    return hashlib.sha256(Path(synth.__file__).read_bytes()).hexdigest()[:12]
 
 
 def cached_model(category: str | Path, weights: str | None = "auto",
@@ -47,7 +54,9 @@ def cached_model(category: str | Path, weights: str | None = "auto",
 
     category = Path(category)
     model = PatchCore(weights=weights, progress=progress, **options)
-    key = json.dumps(dict(cat=str(category.resolve()), weights=model.weights_used,
+    stamp = category.parent / ".complete"  # embedded data: refit when it was regenerated
+    data = stamp.read_text() if stamp.is_file() else ""
+    key = json.dumps(dict(cat=str(category.resolve()), data=data, weights=model.weights_used,
                           sha=model.weights_sha256, **options), sort_keys=True, default=str)
     name = f"{category.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pclite"
     path = Path(cache_dir) if cache_dir else home() / "cache"
