@@ -113,16 +113,21 @@ def _blob(rng: np.random.Generator, scene: Scene, radius: tuple[float, float],
 
 
 def _curve(rng: np.random.Generator, scene: Scene, length: tuple[float, float],
-           width: tuple[float, float], bend: float = 0.25) -> np.ndarray:
-    """An anti-aliased random-walk line of varying width (crack, scratch)."""
+           width: tuple[float, float], bend: float = 0.25,
+           strands: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """Anti-aliased random-walk line(s) of varying width: a crack, or parallel scratches."""
     steps = max(2, int(rng.uniform(*length) / 3))
     heading = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, bend, steps))
-    steps_yx = 3 * np.stack([np.sin(heading), np.cos(heading)], 1)
-    pts = np.clip(np.round(_pick(rng, scene.face) + np.cumsum(steps_yx, 0)), 0, SIZE - 1)
-    pts = pts.astype(int)
+    step = 3 * np.stack([np.sin(heading), np.cos(heading)], 1)
+    path = _pick(rng, scene.face) + np.cumsum(step, 0)
+    across = np.array([-step[:, 1].mean(), step[:, 0].mean()]) / 3
+    across /= np.linalg.norm(across) + 1e-6
     line = np.zeros((SIZE, SIZE), bool)
-    for (y0, x0), (y1, x1) in zip(pts[:-1], pts[1:]):
-        line[draw.line(y0, x0, y1, x1)] = True
+    for k in range(rng.integers(strands[0], strands[1] + 1)):
+        lo, hi = sorted(rng.integers(0, steps, 2)) if k else (0, steps)
+        pts = np.clip(np.round(path[lo:hi + 1] + across * 4 * k), 0, SIZE - 1).astype(int)
+        for (y0, x0), (y1, x1) in zip(pts[:-1], pts[1:]):
+            line[draw.line(y0, x0, y1, x1)] = True
     dist = ndimage.distance_transform_edt(~line).astype(np.float32)
     w = np.maximum(rng.uniform(*width) * (1 + 0.3 * _smooth_noise(rng, 24)), 1.0)
     return np.clip(w / 2 + 0.5 - dist, 0.0, 1.0)
