@@ -272,6 +272,7 @@ def run(a, log=print) -> dict:
                     state_dict_out=str(tmp) if tmp else None)
         row = run_size(spec)
         record["runs"].append(row)
+        _write(a.json, record)  # a later size that fails or is stopped keeps this one
         log(f"  {n} images: fit {row['fit_seconds']:.1f} s, predict "
             f"{row['predict_ms_per_image']:.0f} ms/img, peak RSS {row['peak_rss_mb']:.0f} MB")
     record["weights"] = record["runs"][0]["weights"]
