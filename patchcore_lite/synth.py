@@ -5,6 +5,13 @@ relit so that good images vary globally. The object is a rendered hex nut with p
 variation. Defects are local and blended, and keep every pixel inside the image's own range, so
 global statistics (mean, std, min, max) cannot find them while local features can.
 
+    brick    crack, stain (efflorescence), spall (rough crater)
+    grass    bare_patch (soil), dry_spot (dead grass), debris (a grey object)
+    gravel   oil, weed, foreign (a piece of brick)
+    hex_nut  scratch, chip (missing piece), rust, dent
+
+Layout (256 x 256 RGB PNGs; every defect lies inside the 224 centre crop):
+
     <root>/<category>/train/good/000.png
     <root>/<category>/test/good/000.png
     <root>/<category>/test/<defect>/000.png
