@@ -2,35 +2,55 @@
 
 A test patch is anomalous when even its nearest normal patch is far away. Distances are
 computed block by block (query block x bank block), so memory stays bounded whatever the
-bank size; the final k distances are recomputed exactly in float32.
+bank size. On a CPU, large banks are searched exactly but faster: a cheap lower bound (bounds.py,
+a few principal coordinates) rules out most bank patches, and only the rest get a full distance.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from . import bounds
+
+BOUND_DIM = 64  # principal coordinates in the lower bound (65 numbers per patch instead of D)
+MIN_BANK_FOR_BOUNDS = 2048  # smaller banks: plain matrix products are already cheap
+
+
+def bank_bounds(bank: torch.Tensor, p: int = BOUND_DIM) -> tuple[bounds.Axes, torch.Tensor]:
+    """Principal axes of the bank and its (M, p+1) bound coordinates, to reuse across searches."""
+    ax = bounds.principal_axes(bank, p)
+    return ax, bounds.bound_coords(bank, ax)
 
 
 @torch.inference_mode()
 def knn(queries: torch.Tensor, bank: torch.Tensor, k: int = 1, q_block: int = 2048,
-        b_block: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact k nearest bank rows for each query: distances (Q, k) ascending and indices (Q, k)."""
+        b_block: int = 16384, bound: tuple[bounds.Axes, torch.Tensor] | None = None
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact k nearest bank rows for each query: distances (Q, k) ascending and indices (Q, k).
+
+    On a CPU, 1-NN against a large bank prunes with a lower bound (`bound` = bank_bounds(bank),
+    computed here when omitted); a GPU has the flops to compare every pair.
+    """
     k = min(k, bank.shape[0])
-    bank_sq = (bank * bank).sum(1)  # (M,)
+    if (k == 1 and bank.device.type == "cpu" and bank.shape[0] >= MIN_BANK_FOR_BOUNDS
+            and bank.shape[1] > 2 * BOUND_DIM):
+        return _pruned_nn(queries, bank, bound or bank_bounds(bank))
     dists, idxs = [], []
     for q0 in range(0, queries.shape[0], q_block):
         q = queries[q0:q0 + q_block]  # (q, D)
-        best_d, best_i = _block_topk(q, bank, bank_sq, k, b_block)
-        exact = ((q[:, None, :] - bank[best_i]) ** 2).sum(-1).sqrt()  # (q, k) exact recompute
+        _, best_i = _block_topk(q, bank, k, b_block)
+        exact = ((q[:, None, :] - bank[best_i]) ** 2).sum(-1)  # (q, k) exact recompute
         exact, order = exact.sort(dim=1)
-        dists.append(exact)
+        dists.append(exact.sqrt())
         idxs.append(best_i.gather(1, order))
     return torch.cat(dists), torch.cat(idxs)
 
 
-def _block_topk(q: torch.Tensor, bank: torch.Tensor, bank_sq: torch.Tensor, k: int,
-                b_block: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _block_topk(q: torch.Tensor, bank: torch.Tensor, k: int, b_block: int):
     """Running top-k (smallest squared distance) of q against the bank, one bank block at a time."""
     q_sq = (q * q).sum(1, keepdim=True)  # (q, 1)
+    bank_sq = (bank * bank).sum(1)  # (M,)
     best_d = best_i = None
     for b0 in range(0, bank.shape[0], b_block):
         d2 = torch.addmm(q_sq + bank_sq[None, b0:b0 + b_block], q, bank[b0:b0 + b_block].T,
@@ -43,6 +63,46 @@ def _block_topk(q: torch.Tensor, bank: torch.Tensor, bank_sq: torch.Tensor, k: i
             i = torch.cat([best_i, i], 1).gather(1, j)
         best_d, best_i = d, i
     return best_d, best_i
+
+
+def _pruned_nn(queries: torch.Tensor, bank: torch.Tensor, bound) -> tuple[torch.Tensor, ...]:
+    """Exact nearest bank row of each query, computing full distances only where needed.
+
+    Lower bounds |zq - zb|^2 for every pair cost one (p+3)-dim product; the bank row with the
+    smallest bound gives an upper bound U on the nearest distance, and only rows whose bound is
+    below U (about ten per query on patch features) get a full distance. All in numpy: its BLAS
+    and reductions are faster on CPUs, and one thread pool avoids contention with torch's.
+    """
+    ax, zb = bound
+    ax = bounds.Axes(ax.mean.numpy(), ax.axes.numpy())
+    zb = zb.numpy()
+    ba = np.concatenate([zb, (zb * zb).sum(1, keepdims=True) - bounds.slack(zb),
+                         np.ones_like(zb[:, :1])], 1).T.copy()  # (p+3, M)
+    qs, bn = queries.numpy(), bank.numpy()
+    q_block = max(16, 2**22 // len(bn))  # (q, M) bounds stay ~16 MB
+    dist, idx = [], []
+    for q0 in range(0, len(qs), q_block):
+        q = qs[q0:q0 + q_block]  # (q, D)
+        zq = bounds.bound_coords(q, ax)  # (q, p+1)
+        qa = np.concatenate([-2 * zq, np.ones_like(zq[:, :1]),
+                             (zq * zq).sum(1, keepdims=True) - bounds.slack(zq)], 1)
+        lb = qa @ ba  # (q, M) lower bounds on squared distances, minus rounding slack
+        d = q - bn[lb.argmin(1)]  # (q, D) to the row with the smallest bound
+        upper = np.einsum("qd,qd->q", d, d)  # (q,) the nearest distance is at most this
+        rows, cols = np.divmod(np.flatnonzero(lb < upper[:, None]), len(bn))  # candidates
+        d = q[rows] - bn[cols]
+        d2 = np.einsum("cd,cd->c", d, d)  # (C,) exact, direct difference
+        order = np.lexsort((d2, rows))  # by query, then distance
+        first = order[np.flatnonzero(np.diff(rows[order], prepend=-1))]  # nearest per query
+        if len(first) == len(q):
+            d2, cols = d2[first], cols[first]
+        else:  # non-finite input left some query without a candidate: compare all pairs
+            d2, cols = _block_topk(torch.from_numpy(q), bank, 1, len(bn))
+            d2, cols = d2[:, 0].clamp(min=0).numpy(), cols[:, 0].numpy()
+        dist.append(d2)
+        idx.append(cols)
+    return (torch.from_numpy(np.concatenate(dist) ** 0.5)[:, None],
+            torch.from_numpy(np.concatenate(idx))[:, None])
 
 
 @torch.inference_mode()

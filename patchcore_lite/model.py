@@ -39,8 +39,8 @@ class Config:
     crop: int = 224
     seed: int = 0
     batch_size: int = 16
-    proj_dim: int | None = 128
-    search: str = "exact"  # kNN backend: exact (blocked torch) or faiss (the optional extra)
+    proj_dim: int | None = None  # coreset on a random projection; None: the full embedding
+    search: str = "exact"  # kNN backend: exact (blocked, pruned on CPU) or faiss (optional extra)
 
     def check(self) -> None:
         """Reject bad settings with a message that names the argument."""
@@ -108,6 +108,7 @@ class PatchCore:
         self.extractor = FeatureExtractor(net, self.config.layers).to(self.device)
         self.weights_sha256 = state_dict_hash(net)
         self.bank: Bank | None = None
+        self._bound = None  # (bank tensor, its lower-bound coordinates) for pruned kNN
         self.threshold: float | None = None
         self.map_range: tuple[float, float] | None = None
         self.info: dict = {}
@@ -178,11 +179,12 @@ class PatchCore:
         g = torch.Generator().manual_seed(self.config.seed)
         chosen = torch.randperm(n, generator=g)[:THRESHOLD_MAX_IMAGES].sort().values.tolist()
         scores, good_maps = [], []
+        ax, zb = self.bank_bound()
         for i in chosen:
             keep = self.bank.image != i
             if not bool(keep.any()):
                 continue
-            s, m, _ = self._score(feats[i:i + 1], self.bank.patches[keep])
+            s, m, _ = self._score(feats[i:i + 1], self.bank.patches[keep], (ax, zb[keep]))
             scores.append(s)
             good_maps.append(m)
         scores_t = torch.cat(scores)
@@ -192,14 +194,22 @@ class PatchCore:
                                    quantile=THRESHOLD_QUANTILE, n_images=len(scores))
 
     # ---- predict -----------------------------------------------------------------------
-    def _score(self, feats: torch.Tensor, bank: torch.Tensor):
+    def bank_bound(self):
+        """Lower-bound coordinates of the fitted bank for exact pruned search (cached)."""
+        if self._bound is None or self._bound[0] is not self.bank.patches:
+            self._bound = (self.bank.patches, knn.bank_bounds(self.bank.patches))
+        return self._bound[1]
+
+    def _score(self, feats: torch.Tensor, bank: torch.Tensor, bound=None):
         """(B, h, w, D) -> image scores (B,), anomaly maps (B, S, S), patch scores (B, h, w)."""
         b, h, w, d = feats.shape
         q = feats.reshape(-1, d)  # (B*h*w, D)
         # faiss indexes the fitted bank once; transient leave-one-out banks are searched exactly
         fitted = self.bank is not None and bank is self.bank.patches
-        search = ann.knn if self.config.search == "faiss" and fitted else knn.knn
-        dist, idx = search(q, bank, self.config.k)  # (B*h*w, k)
+        if self.config.search == "faiss" and fitted:
+            dist, idx = ann.knn(q, bank, self.config.k)  # (B*h*w, k)
+        else:
+            dist, idx = knn.knn(q, bank, self.config.k, bound=bound or self.bank_bound())
         patch = dist.mean(dim=1).reshape(b, h * w)  # (B, h*w)
         if self.config.reweight:
             image = knn.reweight(feats.reshape(b, h * w, d), patch, idx[:, 0].reshape(b, -1),
@@ -225,7 +235,8 @@ class PatchCore:
 
     def nearest_patch(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Patch embeddings (P, D) -> distance and bank index of each nearest normal patch."""
-        dist, idx = knn.knn(feats.reshape(-1, feats.shape[-1]), self.bank.patches, 1)
+        dist, idx = knn.knn(feats.reshape(-1, feats.shape[-1]), self.bank.patches, 1,
+                            bound=self.bank_bound())
         return dist[:, 0], idx[:, 0]
 
     # ---- save / load -------------------------------------------------------------------

@@ -3,14 +3,18 @@
 `random_subsample` keeps a uniform random fraction (the original teaching version: 10%).
 `greedy_coreset` keeps a k-center coreset: it repeatedly adds the patch farthest from those
 already chosen, so rare normal patterns survive. Selection runs on a fixed random projection
-and keeps one running vector of min-distances (O(N) memory, never an N x N matrix).
+and keeps one running vector of min-distances (O(N) memory, never an N x N matrix). The default
+loop is exact but fast: a cheap lower bound on distances (top principal coordinates plus the
+norm of the rest) rules out almost every patch at each step, so only a few are recomputed.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import bounds
 from .errors import PatchCoreError
 
 SAMPLING_METHODS = ("none", "random", "coreset")
@@ -47,22 +51,24 @@ def project(features: torch.Tensor, proj_dim: int | None, seed: int = 0) -> torc
     return features @ w
 
 
-def greedy_coreset(features: torch.Tensor, ratio: float, proj_dim: int | None = 128,
-                   seed: int = 0, exact: bool = False, progress: bool = True) -> torch.Tensor:
+def greedy_coreset(features: torch.Tensor, ratio: float, proj_dim: int | None = None,
+                   seed: int = 0, exact: bool = False, progress: bool = True,
+                   bound_dim: int = 32) -> torch.Tensor:
     """Indices (in selection order) of a greedy k-center coreset of `features` (N, D).
 
-    Each step adds the patch farthest from the chosen set. exact=True recomputes all N distances
-    every step in float64 (the textbook loop, matching a naive O(N^2) greedy); the default runs
-    the same loop in float32 as one matrix-vector product per step (same picks up to near-ties).
+    Each step adds the patch farthest from the chosen set. exact=True is the textbook loop in
+    float64 (all N distances every step). The default picks the same sequence in float32 but
+    recomputes only the patches that a `bound_dim`-dimensional lower bound cannot rule out.
+    proj_dim selects on a seeded random projection instead of the full embedding.
     """
     n, m = features.shape[0], n_keep(features.shape[0], ratio)
     x = project(features, proj_dim, seed)  # (N, d)
-    x = x.double() if exact else x.float().contiguous()
     start = int(torch.randint(n, (1,), generator=torch.Generator().manual_seed(seed)))
-    select = _greedy_exact if exact else _greedy_fast
     bar = tqdm(total=m, desc="coreset", disable=not progress, mininterval=0.5)
     with bar:
-        return select(x, m, start, bar.update)
+        if exact:
+            return _greedy_exact(x.double(), m, start, bar.update)
+        return _greedy_pruned(x.float().contiguous(), m, start, bar.update, bound_dim)
 
 
 def _sqdist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -81,19 +87,44 @@ def _greedy_exact(x: torch.Tensor, m: int, i: int, tick) -> torch.Tensor:
     return chosen
 
 
-def _greedy_fast(x: torch.Tensor, m: int, i: int, tick) -> torch.Tensor:
-    """The same loop in float32 with |x|^2 - 2 x.c + |c|^2: one matrix-vector product per step."""
-    chosen = torch.empty(m, dtype=torch.long)
-    sq = (x * x).sum(dim=1)  # (N,)
-    mind = torch.full_like(sq, float("inf"))  # (N,)
-    buf = torch.empty_like(sq)
-    for s in range(m):
-        chosen[s] = i
-        torch.addmv(sq, x, x[i], alpha=-2.0, out=buf).add_(sq[i])  # (N,) squared distances
-        torch.minimum(mind, buf, out=mind)
-        i = int(torch.argmax(mind))
+def _greedy_pruned(x: torch.Tensor, m: int, i: int, tick, p: int = 32) -> torch.Tensor:
+    """The textbook loop, recomputing only patches whose lower bound is below their min-distance.
+
+    With z = bounds.bound_coords(x): |z - z_i|^2 = |z|^2 + |z_i|^2 - 2 z.z_i <= |x - x_i|^2, so a
+    patch whose bound already exceeds its current min-distance cannot change; after the first
+    steps that is nearly all of them. One (p+1)-dim matrix-vector product per step, not D-dim.
+    """
+    z = bounds.bound_coords(x, bounds.principal_axes(x, p))  # (N, p+1)
+    zsq = (z * z).sum(1)  # (N,)
+    tol = bounds.slack(z)
+    mind = torch.full_like(zsq, float("inf"))  # (N,) exact squared distance to the chosen set
+    half = torch.full_like(zsq, -float("inf"))  # (N,) (|z|^2 - mind - tol) / 2
+    xp, (x, zt, zsq, mind, half) = _arrays(x, z.T.contiguous(), zsq, mind, half)  # zt (p+1, N)
+    chosen = []
+    for _ in range(m):
+        chosen.append(i)
+        g = zt[:, i] @ zt  # (N,) z.z_i
+        g -= half  # bound < mind + tol  <=>  z.z_i - half > |z_i|^2 / 2
+        cand = _flatnonzero(g > zsq[i] / 2)  # (C,) the few patches that may move closer
+        d = x[cand] - x[i]  # (C, D)
+        d2 = xp.minimum(mind[cand], xp.einsum("cd,cd->c", d, d))  # (C,) exact, direct
+        mind[cand] = d2
+        half[cand] = (zsq[cand] - d2 - tol) / 2
+        i = int(mind.argmax())
         tick(1)
-    return chosen
+    return torch.tensor(chosen, dtype=torch.long)
+
+
+def _arrays(*tensors: torch.Tensor):
+    """numpy views of CPU tensors (its BLAS and reductions are faster on these small per-step
+    calls), the tensors themselves on a GPU; with the matching namespace for `minimum`."""
+    if tensors[0].device.type == "cpu":
+        return np, [t.numpy() for t in tensors]
+    return torch, list(tensors)
+
+
+def _flatnonzero(mask):
+    return np.flatnonzero(mask) if isinstance(mask, np.ndarray) else mask.nonzero().squeeze(1)
 
 
 def coverage(features: torch.Tensor, chosen: torch.Tensor, block: int = 4096) -> float:
@@ -105,7 +136,7 @@ def coverage(features: torch.Tensor, chosen: torch.Tensor, block: int = 4096) ->
 
 
 def subsample(features: torch.Tensor, method: str, ratio: float | None, seed: int = 0,
-              proj_dim: int | None = 128, progress: bool = True) -> torch.Tensor:
+              proj_dim: int | None = None, progress: bool = True) -> torch.Tensor:
     """Indices of the patches the memory bank keeps for `method` (none, random, coreset)."""
     if method == "none":
         return torch.arange(features.shape[0])

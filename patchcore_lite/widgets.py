@@ -603,8 +603,7 @@ class BankLab:
         if key not in self._selected:
             x = self.train if points is None else points
             t = time.perf_counter()
-            idx = sampling.subsample(x, method, ratio, self.seed,
-                                     proj_dim=128 if points is None else None, progress=False)
+            idx = sampling.subsample(x, method, ratio, self.seed, progress=False)
             self._selected[key] = (idx, time.perf_counter() - t)
         return self._selected[key]
 

@@ -113,3 +113,48 @@ def test_knn_cuda_equals_cpu(k):
     torch.testing.assert_close(dc.cpu(), d, rtol=1e-5, atol=1e-5)
     ok = untied(q, b, k)
     assert torch.equal(ic.cpu()[ok], i[ok])
+
+
+def features(n, d=192, seed=0):
+    """Patch-like rows: a decaying spectrum around a common offset, so the bound has work to do."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g) * torch.logspace(0.5, -1.5, d) + 2.0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pruned_search_matches_sklearn(seed):
+    """Banks large enough for the lower-bound path (CPU, k=1) give the brute-force neighbours."""
+    b = features(knn.MIN_BANK_FOR_BOUNDS + 500, seed=seed)
+    q = torch.cat([features(300, seed=seed + 10), b[:50], features(30, seed=seed + 20) * 3])
+    assert len(b) >= knn.MIN_BANK_FOR_BOUNDS and b.shape[1] > 2 * knn.BOUND_DIM  # path taken
+    d, i = knn.knn(q, b, k=1)
+    nn = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(b.double().numpy())
+    ref_d, ref_i = nn.kneighbors(q.double().numpy())
+    np.testing.assert_allclose(d.numpy(), ref_d, rtol=1e-5, atol=1e-4)
+    ok = untied(q, b, 1).numpy()
+    assert ok.mean() > 0.9
+    np.testing.assert_array_equal(i.numpy()[ok], ref_i[ok])
+    assert torch.equal(i[300:350, 0], torch.arange(50))  # bank rows find themselves
+
+
+def test_pruned_search_with_precomputed_bound_and_subset():
+    """A bound computed once for the bank stays valid for any subset of its rows."""
+    b = features(3000, seed=3)
+    q = features(200, seed=4)
+    ax, zb = knn.bank_bounds(b)
+    keep = torch.arange(3000) % 3 != 0
+    d, i = knn.knn(q, b[keep], k=1, bound=(ax, zb[keep]))
+    ref_d, ref_i = brute(q, b[keep], 1)
+    torch.testing.assert_close(d.double(), ref_d, rtol=1e-5, atol=1e-4)
+    ok = untied(q, b[keep], 1)
+    assert torch.equal(i[ok], ref_i[ok])
+
+
+def test_pruned_search_survives_non_finite_queries():
+    b = features(knn.MIN_BANK_FOR_BOUNDS)
+    q = features(20, seed=5)
+    q[3] = float("nan")
+    d, i = knn.knn(q, b, k=1)
+    assert d.shape == i.shape == (20, 1)
+    ref_d, _ = brute(q[4:], b, 1)
+    torch.testing.assert_close(d[4:].double(), ref_d, rtol=1e-5, atol=1e-4)

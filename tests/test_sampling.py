@@ -59,6 +59,18 @@ def test_default_coreset_equals_naive_greedy(data, ratio):
         assert got.tolist() == naive_greedy(x, ratio, proj_dim, 0)
 
 
+@pytest.mark.parametrize("data", ["random", "clustered", "duplicates"])
+@pytest.mark.parametrize("bound_dim", [1, 4, 64])
+def test_pruned_loop_in_float64_equals_naive_greedy(data, bound_dim):
+    """The pruning only skips patches that provably cannot move: same picks as the textbook loop."""
+    x = {"random": rand(), "clustered": clustered(n_big=100),
+         "duplicates": torch.cat([rand(200), rand(200)[:80]])}[data]
+    n = len(x)
+    start = int(torch.randint(n, (1,), generator=torch.Generator().manual_seed(0)))
+    got = sampling._greedy_pruned(x.double(), round(0.2 * n), start, lambda _: None, bound_dim)
+    assert got.tolist() == naive_greedy(x, 0.2, None, 0)
+
+
 def test_fast_coreset_covers_like_exact():
     x = clustered()
     fast = sampling.greedy_coreset(x, 0.05, 16, 0, progress=False)
