@@ -12,8 +12,12 @@ import torch.nn.functional as F
 
 
 def aggregate(feat: torch.Tensor, size: int = 3) -> torch.Tensor:
-    """(B, C, h, w) -> (B, C, h, w): mean over each size x size neighbourhood (stride 1)."""
-    return F.avg_pool2d(feat, size, stride=1, padding=size // 2, count_include_pad=False)
+    """(B, C, h, w) -> (B, C, h, w): mean over each size x size neighbourhood (stride 1).
+
+    Zero padding counts in the mean at the border, as in the official code (unfold with padding)
+    and anomalib (AvgPool2d): border patches are damped alike in training and test images.
+    """
+    return F.avg_pool2d(feat, size, stride=1, padding=size // 2, count_include_pad=True)
 
 
 def fuse(feats: list[torch.Tensor]) -> torch.Tensor:

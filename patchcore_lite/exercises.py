@@ -191,8 +191,9 @@ def check_corner_count(answer) -> Verdict:
     if answer is None:
         return _unanswered("a whole number")
     if _close(answer, truth, 0):
-        return Verdict(True, f"Right: {truth} cells; padding is not counted "
-                             "(count_include_pad=False), so borders are not darkened.")
+        return Verdict(True, f"Right: {truth} cells lie inside the grid; the 5 padded ones count "
+                             "as zeros (the sum is divided by 9, as in the official code), so "
+                             "corner patches are damped, alike in training and test images.")
     return Verdict(False, f"{answer} is not it: which cells of a 3x3 window centred on a corner "
                           "lie inside the grid?")
 

@@ -78,3 +78,14 @@ def test_ratios():
     r = bench_anomalib.ratios(ours, theirs)
     assert r["selection_speedup"] == 50 and r["predict_ratio"] == 0.25
     assert r["coverage_ratio"] == pytest.approx(1.05) and r["auroc_diff"] == pytest.approx(-0.01)
+
+
+def test_ratios_without_their_selection_keep_only_predict():
+    """Above --anomalib-max-size anomalib scores with our bank: only its predict time compares."""
+    ours = dict(predict_ms_per_image=50.0, image_auroc=0.9, fit_seconds=10.0, fit_peak_rss_mb=1)
+    theirs = dict(selection_seconds=None, ours_selection_seconds=None, coverage=None,
+                  ours_coverage=None, predict_ms_per_image=100.0, image_auroc=0.9,
+                  fit_seconds=None, their_selection=False)
+    r = bench_anomalib.ratios(ours, theirs)
+    assert r["predict_ratio"] == 0.5
+    assert r["selection_speedup"] is r["coverage_ratio"] is r["auroc_diff"] is None

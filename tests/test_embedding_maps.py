@@ -13,13 +13,15 @@ def randn(*shape, seed=0):
 
 
 def neighbourhood_mean(f):
-    """3x3 mean by explicit loops; at edges, the mean over the neighbours that exist."""
+    """3x3 mean by explicit loops over a zero-padded map (the official code's unfold, padding 1):
+    at edges the missing neighbours count as zeros, the sum is still divided by 9."""
     b, c, h, w = f.shape
+    padded = torch.zeros(b, c, h + 2, w + 2)
+    padded[:, :, 1:-1, 1:-1] = f
     out = torch.empty_like(f)
     for y in range(h):
         for x in range(w):
-            ys, xs = slice(max(0, y - 1), y + 2), slice(max(0, x - 1), x + 2)
-            out[:, :, y, x] = f[:, :, ys, xs].mean(dim=(2, 3))
+            out[:, :, y, x] = padded[:, :, y:y + 3, x:x + 3].sum(dim=(2, 3)) / 9
     return out
 
 
