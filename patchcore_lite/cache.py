@@ -35,11 +35,20 @@ def embedded_data(seed: int = 0, root: str | Path | None = None) -> Path:
     return root
 
 
-def _synth_hash() -> str:
-    """Fingerprint of the generator's source: data made by an older synth.py is not reused."""
-    from . import synth
+def _source_hash(*names: str) -> str:
+    """Fingerprint of these modules' source: what an older version made is not reused."""
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for name in names:
+        h.update((here / f"{name}.py").read_bytes())
+    return h.hexdigest()[:12]
 
-    return hashlib.sha256(Path(synth.__file__).read_bytes()).hexdigest()[:12]
+
+def _synth_hash() -> str:
+    return _source_hash("synth")
+
+
+METHOD_MODULES = ("backbone", "embedding", "bounds", "sampling", "knn", "maps", "model")
 
 
 def cached_model(category: str | Path, weights: str | None = "auto",
@@ -48,7 +57,7 @@ def cached_model(category: str | Path, weights: str | None = "auto",
     """A model fitted on <category>/train/good with these options, from cache if fitted before.
 
     The cache key includes what `weights` resolved to, so a random-init model is never reused
-    once pretrained weights are available.
+    once pretrained weights are available, and the source of the method's modules.
     """
     from .data import good_images
 
@@ -56,7 +65,9 @@ def cached_model(category: str | Path, weights: str | None = "auto",
     model = PatchCore(weights=weights, progress=progress, **options)
     stamp = category.parent / ".complete"  # embedded data: refit when it was regenerated
     data = stamp.read_text() if stamp.is_file() else ""
-    key = json.dumps(dict(cat=str(category.resolve()), data=data, weights=model.weights_used,
+    code = _source_hash(*METHOD_MODULES)
+    key = json.dumps(dict(cat=str(category.resolve()), data=data, code=code,
+                          weights=model.weights_used,
                           sha=model.weights_sha256, **options), sort_keys=True, default=str)
     name = f"{category.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pclite"
     path = Path(cache_dir) if cache_dir else home() / "cache"
