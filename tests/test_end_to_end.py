@@ -12,11 +12,11 @@ import pytest
 
 from patchcore_lite.synth import CATEGORIES
 
-FLOORS = {  # category: (image AUROC floor, pixel AUROC floor)
-    "brick": (0.823, 0.916),  # measured 0.873, 0.966
-    "grass": (0.825, 0.918),  # measured 0.875, 0.968
-    "gravel": (0.829, 0.917),  # measured 0.879, 0.967
-    "hex_nut": (0.929, 0.934),  # measured 0.979, 0.984
+FLOORS = {  # category: (image AUROC floor, pixel AUROC floor); measured on 28 Nov 2026 (session 2)
+    "brick": (0.862, 0.923),  # measured 0.912, 0.973
+    "grass": (0.846, 0.925),  # measured 0.896, 0.975
+    "gravel": (0.909, 0.929),  # measured 0.959, 0.979
+    "hex_nut": (0.923, 0.935),  # measured 0.973, 0.985
 }
 JSON_KEYS = ("image_auroc", "pixel_auroc", "pro", "threshold", "f1_threshold", "image_f1",
              "n_train", "n_test", "memory_bank_size", "embed_dim", "fit_seconds",
