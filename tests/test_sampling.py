@@ -134,3 +134,22 @@ def test_coreset_cuda_equals_cpu():
     cpu = sampling.greedy_coreset(x, 0.1, 16, 0, exact=True, progress=False)
     gpu = sampling.greedy_coreset(x.cuda(), 0.1, 16, 0, exact=True, progress=False)
     assert gpu.tolist() == cpu.tolist()
+
+
+def test_pruned_loop_torch_path_equals_numpy_path(monkeypatch):
+    """The loop runs on tensors on a GPU: check that path on the CPU against the numpy one."""
+    x = clustered(n_big=100)
+    start = 7
+    via_numpy = sampling._greedy_pruned(x.double(), 60, start, lambda _: None, 4)
+    monkeypatch.setattr(sampling, "_arrays", lambda *t: (torch, list(t)))
+    via_torch = sampling._greedy_pruned(x.double(), 60, start, lambda _: None, 4)
+    assert via_torch.tolist() == via_numpy.tolist()
+
+
+@cuda
+def test_default_coreset_cuda_matches_cpu():
+    x = clustered()
+    cpu = sampling.greedy_coreset(x, 0.05, progress=False)
+    gpu = sampling.greedy_coreset(x.cuda(), 0.05, progress=False)
+    assert gpu.tolist()[:20] == cpu.tolist()[:20]
+    assert sampling.coverage(x, gpu) <= 1.01 * sampling.coverage(x, cpu)
