@@ -13,7 +13,7 @@ VOILA_OPTS = --port=$(PORT) --no-browser --Voila.ip=127.0.0.1 --Voila.port_retri
 	--TagRemovePreprocessor.remove_cell_tags=lesson --preheat_kernel=True --pool_size=1 \
 	--VoilaKernelManager.fill_delay=120
 
-.PHONY: venv demo test lab present lint clean bench bench-anomalib bench-memory
+.PHONY: venv demo test lab present lint clean bench bench-anomalib bench-memory gpu-check
 
 venv: $(STAMP)
 
@@ -53,6 +53,9 @@ bench-anomalib: venv  # installs anomalib into .bench-venv-anomalib/ on first us
 
 bench-memory: venv
 	$(PY) benchmarks/memory_1000.py --json runs/bench/memory_1000.json
+
+gpu-check: venv  # when a CUDA GPU is present: CUDA vs CPU results, then images/s
+	$(PY) benchmarks/gpu_check.py --json runs/bench/gpu_check.json
 
 lint: venv
 	$(PY) -m ruff check patchcore_lite tests
