@@ -15,6 +15,7 @@ from . import bounds
 
 BOUND_DIM = 64  # principal coordinates in the lower bound (65 numbers per patch instead of D)
 MIN_BANK_FOR_BOUNDS = 2048  # smaller banks: plain matrix products are already cheap
+CHUNK = 32768  # candidate pairs whose full differences are held at once (48 MiB at 384 dims)
 
 
 def bank_bounds(bank: torch.Tensor, p: int = BOUND_DIM) -> tuple[bounds.Axes, torch.Tensor]:
@@ -45,6 +46,11 @@ def knn(queries: torch.Tensor, bank: torch.Tensor, k: int = 1, q_block: int = 20
         dists.append(exact.sqrt())
         idxs.append(best_i.gather(1, order))
     return torch.cat(dists), torch.cat(idxs)
+
+
+def _sqdist_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = a - b  # (C, D)
+    return np.einsum("cd,cd->c", d, d)  # (C,) exact, from the direct difference
 
 
 def _block_topk(q: torch.Tensor, bank: torch.Tensor, k: int, b_block: int):
@@ -90,8 +96,8 @@ def _pruned_nn(queries: torch.Tensor, bank: torch.Tensor, bound) -> tuple[torch.
         d = q - bn[lb.argmin(1)]  # (q, D) to the row with the smallest bound
         upper = np.einsum("qd,qd->q", d, d)  # (q,) the nearest distance is at most this
         rows, cols = np.divmod(np.flatnonzero(lb < upper[:, None]), len(bn))  # candidates
-        d = q[rows] - bn[cols]
-        d2 = np.einsum("cd,cd->c", d, d)  # (C,) exact, direct difference
+        d2 = np.concatenate([_sqdist_rows(q[rows[c:c + CHUNK]], bn[cols[c:c + CHUNK]])
+                             for c in range(0, len(rows), CHUNK)] or [np.zeros(0, q.dtype)])
         order = np.lexsort((d2, rows))  # by query, then distance
         first = order[np.flatnonzero(np.diff(rows[order], prepend=-1))]  # nearest per query
         if len(first) == len(q):

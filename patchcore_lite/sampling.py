@@ -18,6 +18,7 @@ from . import bounds
 from .errors import PatchCoreError
 
 SAMPLING_METHODS = ("none", "random", "coreset")
+CHUNK = 32768  # rows of full-dimensional differences held at once (48 MiB at 384 dims)
 
 
 def check_ratio(ratio: float) -> float:
@@ -106,10 +107,12 @@ def _greedy_pruned(x: torch.Tensor, m: int, i: int, tick, p: int = 32) -> torch.
         g = zt[:, i] @ zt  # (N,) z.z_i
         g -= half  # bound < mind + tol  <=>  z.z_i - half > |z_i|^2 / 2
         cand = _flatnonzero(g > zsq[i] / 2)  # (C,) the few patches that may move closer
-        d = x[cand] - x[i]  # (C, D)
-        d2 = xp.minimum(mind[cand], xp.einsum("cd,cd->c", d, d))  # (C,) exact, direct
-        mind[cand] = d2
-        half[cand] = (zsq[cand] - d2 - tol) / 2
+        for c0 in range(0, len(cand), CHUNK):  # all N at the first steps: bound the memory
+            c = cand[c0:c0 + CHUNK]
+            d = x[c] - x[i]  # (c, D)
+            d2 = xp.minimum(mind[c], xp.einsum("cd,cd->c", d, d))  # (c,) exact, direct
+            mind[c] = d2
+            half[c] = (zsq[c] - d2 - tol) / 2
         i = int(mind.argmax())
         tick(1)
     return torch.tensor(chosen, dtype=torch.long)

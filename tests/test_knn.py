@@ -158,3 +158,12 @@ def test_pruned_search_survives_non_finite_queries():
     assert d.shape == i.shape == (20, 1)
     ref_d, _ = brute(q[4:], b, 1)
     torch.testing.assert_close(d[4:].double(), ref_d, rtol=1e-5, atol=1e-4)
+
+
+def test_pruned_search_in_small_chunks_is_unchanged(monkeypatch):
+    b = features(knn.MIN_BANK_FOR_BOUNDS + 100, seed=6)
+    q = torch.cat([features(100, seed=7), features(20, seed=8) * 4])  # far queries: many pairs
+    d, i = knn.knn(q, b, k=1)
+    monkeypatch.setattr(knn, "CHUNK", 5)
+    d2, i2 = knn.knn(q, b, k=1)
+    assert torch.equal(i, i2) and torch.equal(d, d2)

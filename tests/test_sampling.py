@@ -153,3 +153,11 @@ def test_default_coreset_cuda_matches_cpu():
     gpu = sampling.greedy_coreset(x.cuda(), 0.05, progress=False)
     assert gpu.tolist()[:20] == cpu.tolist()[:20]
     assert sampling.coverage(x, gpu) <= 1.01 * sampling.coverage(x, cpu)
+
+
+def test_pruned_loop_in_small_chunks_picks_the_same(monkeypatch):
+    """Candidates are recomputed CHUNK rows at a time (bounded memory): same picks."""
+    x = clustered(n_big=100)
+    whole = sampling._greedy_pruned(x.double(), 60, 7, lambda _: None, 4)
+    monkeypatch.setattr(sampling, "CHUNK", 7)
+    assert sampling._greedy_pruned(x.double(), 60, 7, lambda _: None, 4).tolist() == whole.tolist()
