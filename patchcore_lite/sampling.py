@@ -3,9 +3,10 @@
 `random_subsample` keeps a uniform random fraction (the original teaching version: 10%).
 `greedy_coreset` keeps a k-center coreset: it repeatedly adds the patch farthest from those
 already chosen, so rare normal patterns survive. Selection runs on the full embedding (or a
-fixed random projection, `proj_dim`) and keeps one running vector of min-distances (O(N)
-memory, never an N x N matrix). The default loop is exact but fast: a cheap lower bound on distances (top principal coordinates plus the
-norm of the rest) rules out almost every patch at each step, so only a few are recomputed.
+fixed random projection, `proj_dim`) and keeps one running vector of min-distances (O(N) memory,
+never an N x N matrix). The default loop is exact but fast: a cheap lower bound on distances
+(top principal coordinates plus the norm of the rest) rules out almost every patch at each step,
+so only a few are recomputed.
 """
 
 from __future__ import annotations
