@@ -40,7 +40,7 @@ present: venv
 	@export PATCHCORE_LITE_DATA="$(if $(DATA),$(abspath $(DATA)))" \
 		PATCHCORE_LITE_MODEL="$(if $(MODEL),$(abspath $(MODEL)))" \
 		PATCHCORE_LITE_WEIGHTS="$(WEIGHTS)" && \
-	prepared="$$($(PY) -m patchcore_lite.live --prepare)" && eval "$$prepared" && \
+	prepared="$$($(PY) -m patchcore_lite.apps.live --prepare)" && eval "$$prepared" && \
 	echo "Live demo: http://127.0.0.1:$(PORT)/  (Ctrl-C stops)" && \
 	$(VENV)/bin/voila notebooks/06_live_demo.ipynb $(VOILA_OPTS)
 

@@ -23,8 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from patchcore_lite import PatchCore, cache, knn, maps, metrics, sampling  # noqa: E402
+from patchcore_lite import PatchCore, sampling
 from patchcore_lite.data import good_images, load_image, test_samples  # noqa: E402
+from patchcore_lite.datasets import cache
+from patchcore_lite.evaluation import metrics  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -38,8 +40,7 @@ def throughput(model: PatchCore, batch: torch.Tensor, repeats: int, full: bool) 
         with torch.inference_mode():
             f = model.embed(batch)  # (B, h, w, D)
             if full:
-                d, _ = knn.knn(f.reshape(-1, f.shape[-1]), model.bank.patches, 1)
-                maps.anomaly_map(d.reshape(f.shape[:3]), batch.shape[-2:])
+                model.score_features(f)  # kNN, image score, map and blur
     run()
     sync(batch.device)
     t = time.perf_counter()

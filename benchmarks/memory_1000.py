@@ -16,7 +16,7 @@ import json
 import sys
 
 from patchcore_lite import knn
-from patchcore_lite.bench import bench_data, run_size
+from patchcore_lite.bench.run import bench_data, run_size
 
 
 def block_mib() -> float:

@@ -1,7 +1,5 @@
 """patchcore-lite: PatchCore anomaly detection, step by step, for teaching and the shop floor."""
 
-__version__ = "0.1.0"
-
 import os
 
 # torch's OpenMP threads and numpy's BLAS threads take turns in coreset selection and kNN; idle
@@ -9,6 +7,7 @@ import os
 # set before torch is first imported; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from ._version import __version__  # noqa: E402
 from .errors import PatchCoreError  # noqa: E402
 from .model import PatchCore  # noqa: E402
 

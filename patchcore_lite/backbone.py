@@ -127,6 +127,15 @@ def load_backbone(name: str, weights: str | None, seed: int = 0) -> tuple[nn.Mod
     return net.eval(), str(path)
 
 
+def describe_weights(weights_used: str, seed: int | None = None) -> str:
+    """What the backbone weights are, in words for every output: never hide a random init."""
+    if weights_used == "imagenet":
+        return "ImageNet-pretrained"
+    if weights_used == "random":
+        return f"RANDOM-INIT ({'' if seed is None else f'seed {seed}, '}not pretrained)"
+    return f"weights from {weights_used}"
+
+
 def state_dict_hash(net: nn.Module) -> str:
     """sha256 over the backbone's tensors (classifier head excluded): the weights' identity."""
     h = hashlib.sha256()
@@ -138,14 +147,28 @@ def state_dict_hash(net: nn.Module) -> str:
     return h.hexdigest()
 
 
-class _StopForward(Exception):
-    """Raised by the last hook to end the forward pass early."""
+def truncate(net: nn.Module, layers: tuple[str, ...]) -> nn.Module:
+    """A traced copy of `net` that returns the outputs of `layers` and runs nothing after them.
+
+    torchvision's feature extraction traces the forward (torch.fx) and drops every operation the
+    requested outputs do not need, so `layer4` and `fc` never run. The graph shares `net`'s modules
+    and weights, adds no hooks to it, and can be exported (ONNX, torch.export) since it has no
+    Python control flow such as an exception that stops the forward.
+    """
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    return create_feature_extractor(net.eval(), return_nodes={n: n for n in layers})
 
 
 class FeatureExtractor(nn.Module):
-    """Runs `net` on ImageNet-normalised input and returns the outputs of `layers`."""
+    """Runs `net` on ImageNet-normalised input and returns the outputs of `layers`.
 
-    def __init__(self, net: nn.Module, layers: tuple[str, ...] | list[str]):
+    By default the forward runs a truncated graph of the net (`truncate`). With hooks=True it runs
+    the net itself with forward hooks on the layers, as notebook 01 teaches; the hooks are removed
+    by `remove()` or on leaving a `with` block, so the caller's network is left as it was.
+    """
+
+    def __init__(self, net: nn.Module, layers: tuple[str, ...] | list[str], hooks: bool = False):
         super().__init__()
         modules = dict(net.named_modules())
         for layer in layers:
@@ -154,30 +177,43 @@ class FeatureExtractor(nn.Module):
                     f"--layers: unknown layer '{layer}' (e.g. layer1..layer4 for ResNets, "
                     "dotted names such as features.6 for other models)"
                 )
-        self.net, self.layers = net.eval(), tuple(layers)
+        self.layers = tuple(layers)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self._out: dict[str, torch.Tensor] = {}
-        for layer in self.layers:
-            modules[layer].register_forward_hook(self._hook(layer))
+        self.handles = []
+        if hooks:
+            self.body = net.eval()
+            self.handles = [modules[n].register_forward_hook(self._hook(n)) for n in self.layers]
+        else:
+            self.body = truncate(net, self.layers)
 
     def _hook(self, layer: str):
         def fn(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
-            if not isinstance(output, torch.Tensor) or output.dim() != 4:
-                raise PatchCoreError(f"--layers: '{layer}' does not output a (B, C, H, W) "
-                                     "feature map; pick a convolutional stage")
             self._out[layer] = output
-            if len(self._out) == len(self.layers):
-                raise _StopForward  # all requested maps are in: skip the rest of the net
         return fn
 
-    @torch.inference_mode()
+    def remove(self) -> None:
+        """Remove the forward hooks from the network (hooks=True); safe to call twice."""
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+    def __enter__(self) -> FeatureExtractor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """x: (B, 3, H, W) in [0, 1] -> one (B, C_l, H_l, W_l) map per requested layer."""
-        self._out = {}
-        try:
-            self.net((x - self.mean) / self.std)
-        except _StopForward:
-            pass
-        out, self._out = [self._out[layer] for layer in self.layers], {}
-        return out
+        with torch.inference_mode(not torch.jit.is_tracing() and not torch.compiler.is_compiling()):
+            out = self.body((x - self.mean) / self.std)
+            if self.handles:  # hooked net: the outputs were collected on the way
+                out, self._out = self._out, {}
+        feats = [out[layer] for layer in self.layers]
+        for layer, f in zip(self.layers, feats):
+            if not isinstance(f, torch.Tensor) or f.dim() != 4:
+                raise PatchCoreError(f"--layers: '{layer}' does not output a (B, C, H, W) "
+                                     "feature map; pick a convolutional stage")
+        return feats

@@ -13,9 +13,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__, ann, embedding, knn, maps, sampling
-from .backbone import FeatureExtractor, load_backbone, state_dict_hash
-from .data import ImageSet
+from . import ann, embedding, io, knn, maps, sampling
+from ._version import __version__
+from .backbone import FeatureExtractor, describe_weights, load_backbone, state_dict_hash
+from .data import ImageSet, good_images
 from .errors import PatchCoreError
 
 THRESHOLD_QUANTILE = 0.99  # default threshold: this quantile of leave-one-out good scores
@@ -73,6 +74,7 @@ class Config:
 
     @property
     def input_size(self) -> int:
+        """Side of the square model input: the crop, or the resize when there is no crop."""
         return self.crop or self.resize
 
 
@@ -104,11 +106,11 @@ class PatchCore:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise PatchCoreError("--device: cuda requested but no CUDA device is available")
         self.progress = progress
-        net, self.weights_used = load_backbone(backbone, weights, seed)
+        self.net, self.weights_used = load_backbone(backbone, weights, seed)  # the full network
         # channels-last convolutions run ~1.4x faster on CPUs (oneDNN), and suit GPUs too
-        self.extractor = FeatureExtractor(net, self.config.layers).to(
+        self.extractor = FeatureExtractor(self.net, self.config.layers).to(
             self.device, memory_format=torch.channels_last)
-        self.weights_sha256 = state_dict_hash(net)
+        self.weights_sha256 = state_dict_hash(self.net)
         self.bank: Bank | None = None
         self._bound = None  # (bank tensor, its lower-bound coordinates) for pruned kNN
         self.threshold: float | None = None
@@ -118,13 +120,13 @@ class PatchCore:
     # ---- what the model is -------------------------------------------------------------
     @property
     def pretrained(self) -> bool:
+        """True unless the backbone is randomly initialised."""
         return self.weights_used != "random"
 
     def describe(self) -> str:
         """One line that says what the model is, weights first: never hide a random init."""
         c = self.config
-        w = {"imagenet": "ImageNet-pretrained", "random": f"RANDOM-INIT (seed {c.seed}, not "
-             "pretrained)"}.get(self.weights_used, f"weights from {self.weights_used}")
+        w = describe_weights(self.weights_used, c.seed)
         ratio = "" if c.sampling == "none" else f" {c.sampling_ratio:g}"
         return (f"{c.backbone} [{','.join(c.layers)}], {w}; sampling {c.sampling}{ratio}, "
                 f"k={c.k}{', Eq.7 reweight' if c.reweight else ''}, "
@@ -132,6 +134,7 @@ class PatchCore:
 
     # ---- features ----------------------------------------------------------------------
     def loader(self, images, batch_size: int | None = None) -> torch.utils.data.DataLoader:
+        """Batches of preprocessed (B, 3, S, S) images in [0, 1] (resize, then centre crop)."""
         ds = ImageSet(images, self.config.resize, self.config.crop)
         return torch.utils.data.DataLoader(ds, batch_size=batch_size or self.config.batch_size)
 
@@ -140,16 +143,21 @@ class PatchCore:
         feats = self.extractor(x.to(self.device, memory_format=torch.channels_last))
         return embedding.embed(feats, self.config.embed_dim)
 
-    def features(self, images, desc: str = "features") -> torch.Tensor:
+    def features(self, images, desc: str = "features", batch_size: int | None = None,
+                 progress: bool | None = None) -> torch.Tensor:
         """All patch embeddings of `images`: (N, h, w, D), written into one preallocated tensor."""
-        loader, out, n = self.loader(images), None, 0
-        for x in tqdm(loader, desc=desc, disable=not self.progress, unit="batch"):
+        loader, out, n = self.loader(images, batch_size), None, 0
+        for x in self._bar(loader, desc, progress):
             f = self.embed(x)  # (B, h, w, D)
             if out is None:
                 out = torch.empty((len(loader.dataset), *f.shape[1:]), device=f.device)
             out[n:n + len(f)] = f
             n += len(f)
         return out
+
+    def _bar(self, loader, desc: str, progress: bool | None):
+        show = self.progress if progress is None else progress
+        return tqdm(loader, desc=desc, disable=not show, unit="batch")
 
     # ---- fit ---------------------------------------------------------------------------
     def fit(self, images) -> PatchCore:
@@ -186,7 +194,7 @@ class PatchCore:
             keep = self.bank.image != i
             if not bool(keep.any()):
                 continue
-            s, m, _ = self._score(feats[i:i + 1], self.bank.patches[keep], (ax, zb[keep]))
+            s, m, _ = self.score_features(feats[i:i + 1], self.bank.patches[keep], (ax, zb[keep]))
             scores.append(s)
             good_maps.append(m)
         scores_t = torch.cat(scores)
@@ -202,56 +210,77 @@ class PatchCore:
             self._bound = (self.bank.patches, knn.bank_bounds(self.bank.patches))
         return self._bound[1]
 
-    def _score(self, feats: torch.Tensor, bank: torch.Tensor, bound=None):
-        """(B, h, w, D) -> image scores (B,), anomaly maps (B, S, S), patch scores (B, h, w)."""
+    def score_features(self, feats: torch.Tensor, bank: torch.Tensor | None = None, bound=None,
+                       k: int | None = None, sigma: float = maps.SIGMA):
+        """The one scoring path: (B, h, w, D) patch embeddings -> image scores (B,), anomaly
+        maps (B, S, S), patch scores (B, h, w). Defaults: the fitted bank and its bound, model's k.
+        """
+        bank = self.bank.patches if bank is None else bank
         b, h, w, d = feats.shape
         q = feats.reshape(-1, d)  # (B*h*w, D)
-        # faiss indexes the fitted bank once; transient leave-one-out banks are searched exactly
-        fitted = self.bank is not None and bank is self.bank.patches
-        if self.config.search == "faiss" and fitted:
-            dist, idx = ann.knn(q, bank, self.config.k)  # (B*h*w, k)
-        else:
-            dist, idx = knn.knn(q, bank, self.config.k, bound=bound or self.bank_bound())
-        patch = dist.mean(dim=1).reshape(b, h * w)  # (B, h*w)
-        if self.config.reweight:
+        dist, idx = self.nearest(q, k or self.config.k, bank, bound)  # (B*h*w, k) each
+        patch = dist.mean(dim=1).reshape(b, h * w)  # (B, h*w) mean over the k nearest
+        if self.config.reweight:  # paper Eq. 7
             image = knn.reweight(feats.reshape(b, h * w, d), patch, idx[:, 0].reshape(b, -1),
                                  bank, self.config.reweight_b)
         else:
-            image = patch.max(dim=1).values  # (B,)
+            image = patch.max(dim=1).values  # (B,) image score = worst patch
         s = self.config.input_size
-        return image, maps.anomaly_map(patch.reshape(b, h, w), (s, s)), patch.reshape(b, h, w)
+        patch = patch.reshape(b, h, w)
+        return image, maps.anomaly_map(patch, (s, s), sigma), patch
 
-    def predict(self, images, return_patches: bool = False):
+    def predict(self, images, return_patches: bool = False, batch_size: int | None = None,
+                progress: bool | None = None):
         """Image scores (N,) and anomaly maps (N, S, S), numpy, at the model input size."""
         if self.bank is None:
             raise PatchCoreError("model: call fit() (or PatchCore.load) before predict()")
         scores, amaps, patches = [], [], []
-        for x in tqdm(self.loader(images), desc="predict", disable=not self.progress,
-                      unit="batch"):
-            s, m, p = self._score(self.embed(x), self.bank.patches)
+        for x in self._bar(self.loader(images, batch_size), "predict", progress):
+            s, m, p = self.score_features(self.embed(x))
             scores.append(s.cpu())
             amaps.append(m.cpu())
             patches.append(p.cpu())
         out = torch.cat(scores).numpy(), torch.cat(amaps).numpy()
         return (*out, torch.cat(patches).numpy()) if return_patches else out
 
-    def nearest_patch(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Patch embeddings (P, D) -> distance and bank index of each nearest normal patch."""
-        dist, idx = knn.knn(feats.reshape(-1, feats.shape[-1]), self.bank.patches, 1,
-                            bound=self.bank_bound())
-        return dist[:, 0], idx[:, 0]
+    def nearest(self, queries: torch.Tensor, k: int = 1, bank: torch.Tensor | None = None,
+                bound=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(P, D) patch embeddings -> distances (P, k) and indices (P, k) of the k nearest bank
+        patches: faiss or the exact search, with the fitted bank's cached bound."""
+        fitted = self.bank is not None and (bank is None or bank is self.bank.patches)
+        bank = self.bank.patches if bank is None else bank
+        if self.config.search == "faiss" and fitted:  # faiss indexes the fitted bank once
+            return ann.knn(queries, bank, k)
+        return knn.knn(queries, bank, k, bound=bound or (self.bank_bound() if fitted else None))
 
     # ---- save / load -------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        from .io import save_model
-
-        return save_model(self, path)
+        """Write the fitted model to `path` (safetensors + JSON header, atomically)."""
+        if self.bank is None:
+            raise PatchCoreError("model: nothing to save, call fit() first")
+        b = self.bank
+        tensors = dict(patches=b.patches.float(), image=b.image.int(), pos=b.pos.int())
+        return io.write_model_file(path, self.header(), tensors)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", progress: bool = True) -> PatchCore:
-        from .io import load_model
-
-        return load_model(cls, path, device, progress)
+        """Rebuild a saved model; refuses backbone weights other than the bank was built with."""
+        header, t = io.read_model_file(path)
+        cfg = dict(header["config"])
+        cfg["weights"] = {"random": "none"}.get(header["weights"], header["weights"])
+        model = cls(device=device, progress=progress, **cfg)
+        if model.weights_sha256 != header["weights_sha256"]:
+            raise PatchCoreError(
+                f"{path}: backbone weights ({model.weights_used}, sha256 "
+                f"{model.weights_sha256[:12]}) differ from those the memory bank was built with "
+                f"({header['weights']}, sha256 {header['weights_sha256'][:12]})")
+        model.config.weights = header["config"]["weights"]
+        dev = model.device
+        model.bank = Bank(t["patches"].to(dev), t["image"].to(dev), t["pos"].to(dev),
+                          tuple(header["grid"]), header["train_images"])
+        model.threshold, model.map_range = header["threshold"], tuple(header["map_range"])
+        model.threshold_info, model.info = header["threshold_info"], header["info"]
+        return model
 
     def header(self) -> dict:
         """JSON-safe description of the fitted model (saved with the bank, shown in reports)."""
@@ -267,8 +296,6 @@ class PatchCore:
 def _names(images) -> list[str]:
     """Printable names of training images (paths as given; in-memory images by index)."""
     if isinstance(images, (str, Path)):
-        from .data import good_images
-
         return [str(p) for p in good_images(images)]
     return [str(im) if isinstance(im, (str, Path)) else f"<image {i}>"
             for i, im in enumerate(images)]

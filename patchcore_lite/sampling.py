@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import bounds
+from . import bounds, knn
 from .errors import PatchCoreError
 
 SAMPLING_METHODS = ("none", "random", "coreset")
@@ -23,6 +23,7 @@ CHUNK = 32768  # rows of full-dimensional differences held at once (48 MiB at 38
 
 
 def check_ratio(ratio: float) -> float:
+    """The ratio as a float, or an error naming --ratio when it is outside (0, 1]."""
     if not 0.0 < ratio <= 1.0:
         raise PatchCoreError(f"--ratio: sampling ratio must be in (0, 1], got {ratio}")
     return float(ratio)
@@ -69,15 +70,15 @@ def greedy_coreset(features: torch.Tensor, ratio: float, proj_dim: int | None = 
     bar = tqdm(total=m, desc="coreset", disable=not progress, mininterval=0.5)
     with bar:
         if exact:
-            return _greedy_exact(x.double(), m, start, bar.update)
-        return _greedy_pruned(x.float().contiguous(), m, start, bar.update, bound_dim)
+            return greedy_exact(x.double(), m, start, bar.update)
+        return greedy_pruned(x.float().contiguous(), m, start, bar.update, bound_dim)
 
 
 def _sqdist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return ((x - c) ** 2).sum(dim=1)  # (N,) squared distances of rows of x to c
 
 
-def _greedy_exact(x: torch.Tensor, m: int, i: int, tick) -> torch.Tensor:
+def greedy_exact(x: torch.Tensor, m: int, i: int, tick) -> torch.Tensor:
     """Textbook farthest-point loop: one running vector of N min-distances."""
     chosen = torch.empty(m, dtype=torch.long)
     mind = torch.full((x.shape[0],), float("inf"), dtype=x.dtype, device=x.device)  # (N,)
@@ -89,7 +90,7 @@ def _greedy_exact(x: torch.Tensor, m: int, i: int, tick) -> torch.Tensor:
     return chosen
 
 
-def _greedy_pruned(x: torch.Tensor, m: int, i: int, tick, p: int = 32) -> torch.Tensor:
+def greedy_pruned(x: torch.Tensor, m: int, i: int, tick, p: int = 32) -> torch.Tensor:
     """The textbook loop, recomputing only patches whose lower bound is below their min-distance.
 
     With z = bounds.bound_coords(x): |z - z_i|^2 = |z|^2 + |z_i|^2 - 2 z.z_i <= |x - x_i|^2, so a
@@ -133,9 +134,7 @@ def _flatnonzero(mask):
 
 def coverage(features: torch.Tensor, chosen: torch.Tensor, block: int = 4096) -> float:
     """Largest distance from any patch to its nearest chosen patch (lower is better)."""
-    from .knn import knn  # local import: knn is the next step of the lesson
-
-    dist, _ = knn(features, features[chosen], k=1, q_block=block)
+    dist, _ = knn.knn(features, features[chosen], k=1, q_block=block)
     return float(dist.max())
 
 

@@ -26,19 +26,23 @@ def image(b, h, w):
 
 
 def record_calls(net, name):
-    calls = []
-    dict(net.named_modules())[name].register_forward_hook(lambda *_: calls.append(name))
+    """Record each run of module `name`: hooks on its leaf modules, which every forward calls
+    (the extractor's traced graph calls the net's own leaves, not its containers)."""
+    calls, module = [], dict(net.named_modules())[name]
+    leaves = [m for m in module.modules() if not list(m.children())] or [module]
+    for leaf in leaves:
+        leaf.register_forward_hook(lambda *_: calls.append(name))
     return calls
 
 
 def test_resnet18_shapes_and_early_stop():
     net, _ = load_backbone("resnet18", None)
     extractor = FeatureExtractor(net, ["layer2", "layer3"])
-    l4, fc = record_calls(net, "layer4"), record_calls(net, "fc")
+    l3, l4, fc = record_calls(net, "layer3"), record_calls(net, "layer4"), record_calls(net, "fc")
     f2, f3 = extractor(image(2, 32, 48))
     assert f2.shape == (2, 128, 4, 6)
     assert f3.shape == (2, 256, 2, 3)
-    assert l4 == fc == []
+    assert l3 and l4 == fc == []  # the recording works (layer3 ran), and nothing after it ran
 
 
 def test_hooks_see_the_outputs_they_claim():
@@ -57,11 +61,24 @@ def test_hooks_see_the_outputs_they_claim():
 
 def test_dotted_layer_names_and_early_stop_mobilenet():
     net, _ = load_backbone("mobilenet_v2", None)
-    later = record_calls(net, "features.14")
-    f6, f13 = FeatureExtractor(net, ("features.6", "features.13"))(image(1, 32, 32))
+    extractor = FeatureExtractor(net, ("features.6", "features.13"))
+    last, later = record_calls(net, "features.13"), record_calls(net, "features.14")
+    f6, f13 = extractor(image(1, 32, 32))
     assert f6.shape == (1, 32, 4, 4)
     assert f13.shape == (1, 96, 2, 2)
-    assert later == []
+    assert last and later == []
+
+
+def test_hooked_extractor_removes_its_hooks():
+    net, _ = load_backbone("resnet18", None)
+    x = image(1, 32, 32)
+    ref = FeatureExtractor(net, ("layer2", "layer3"))(x)
+    with FeatureExtractor(net, ("layer2", "layer3"), hooks=True) as hooked:
+        got = hooked(x)
+        assert net.layer2._forward_hooks and net.layer3._forward_hooks
+    for a, b in zip(ref, got):
+        torch.testing.assert_close(a, b)
+    assert not any(m._forward_hooks for m in net.modules())  # the caller's net is as it was
 
 
 def test_unknown_backbone_is_named():

@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from patchcore_lite import bench, bench_anomalib
-from patchcore_lite.cli import build_parser, main
+from patchcore_lite.apps.cli import build_parser, main
+from patchcore_lite.bench import anomalib as bench_anomalib
+from patchcore_lite.bench import common
+from patchcore_lite.bench import run as bench
 from patchcore_lite.errors import PatchCoreError
 
 RUN_KEYS = ("n_train n_test n_patches memory_bank_size embed_dim embed_images_per_s "
@@ -51,7 +53,7 @@ def test_too_few_training_images(tiny_category_ro):
 
 
 def test_table_aligns_and_marks_missing():
-    text = bench.table([dict(n_train=2, image_auroc=0.5), dict(n_train=10)])
+    text = common.table([dict(n_train=2, image_auroc=0.5), dict(n_train=10)], bench.COLUMNS)
     lines = text.splitlines()
     assert len({len(x) for x in lines}) == 1 and lines[-1].split()[-1] == "-"
 

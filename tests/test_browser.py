@@ -155,7 +155,7 @@ class Server:
 
 def _prepare(env: dict[str, str]) -> dict[str, str]:
     """`make present`'s first step: data and cached model ready; the variables it exports."""
-    r = subprocess.run([sys.executable, "-m", "patchcore_lite.live", "--prepare"], cwd=REPO,
+    r = subprocess.run([sys.executable, "-m", "patchcore_lite.apps.live", "--prepare"], cwd=REPO,
                        env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     pairs = [shlex.split(line)[1].split("=", 1) for line in r.stdout.splitlines() if line]
@@ -165,7 +165,7 @@ def _prepare(env: dict[str, str]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """A small copy of the embedded hex_nut category, and a home with its model cached."""
-    from patchcore_lite.synth import generate
+    from patchcore_lite.datasets.synth import generate
 
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.iterdir():

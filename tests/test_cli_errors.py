@@ -26,7 +26,7 @@ from sklearn.metrics import roc_auc_score
 
 import patchcore_lite.io
 from patchcore_lite import PatchCore
-from patchcore_lite.cli import main
+from patchcore_lite.apps.cli import main
 from patchcore_lite.data import good_images
 
 FAST = ["--weights", "none", "--resize", "64", "--crop", "0", "--sampling", "random"]

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from patchcore_lite import exercises as ex
-from patchcore_lite import widgets
+from patchcore_lite import PatchCore
+from patchcore_lite.teaching import exercises as ex
+from patchcore_lite.teaching import widgets
 
 
 def right(v: ex.Verdict) -> None:
@@ -88,8 +89,9 @@ def test_notebook_03_checks():
     wrong(ex.check_nxn_memory(10.7))
     unanswered(ex.check_nxn_memory(None))
     g = torch.Generator().manual_seed(0)
-    lab = widgets.BankLab(torch.randn(400, 8, generator=g), torch.randn(4, 2, 5, 8, generator=g),
-                          [0, 0, 1, 1])
+    model = PatchCore(weights=None, progress=False)  # its scoring path; no bank needed
+    lab = widgets.BankLab(model, torch.randn(400, 8, generator=g),
+                          torch.randn(4, 2, 5, 8, generator=g), [0, 0, 1, 1])
     right(ex.check_coverage_winner(lab, "coreset"))
     right(ex.check_coverage_winner(lab, " Coreset "))
     wrong(ex.check_coverage_winner(lab, "random"))

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from patchcore_lite import PatchCore, PatchCoreError, live
+from patchcore_lite import PatchCore, PatchCoreError
+from patchcore_lite.apps import live
 from patchcore_lite.data import test_samples as mvtec_test_samples
-from patchcore_lite.metrics import confusion_counts
+from patchcore_lite.evaluation.counts import confusion_counts
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "06_live_demo.ipynb"
 OPTS = dict(weights=None, resize=64, crop=0, sampling="coreset", sampling_ratio=0.25,
@@ -249,7 +250,7 @@ def test_prepare_reports_bad_input_without_failing(tmp_path, monkeypatch, capsys
 
 def test_prepare_fits_once_and_exports_resolved_weights(tmp_path, monkeypatch, capsys,
                                                         tiny_category_ro):
-    import patchcore_lite.cache as cache
+    from patchcore_lite.datasets import cache
 
     monkeypatch.setenv("PATCHCORE_LITE_HOME", str(tmp_path))
     monkeypatch.setenv(live.ENV_DATA, str(tiny_category_ro))
@@ -338,7 +339,7 @@ def test_notebook_runs_headless_and_returns_after_the_first_frame(capsys):
     import nbformat
     from nbclient import NotebookClient
 
-    from patchcore_lite import cache
+    from patchcore_lite.datasets import cache
 
     cache.cached_model(cache.embedded_data() / live.DEFAULT_CATEGORY, weights="auto",
                        progress=False)
@@ -378,7 +379,7 @@ def test_make_present_wiring():
     out = r.stdout
     assert f'PATCHCORE_LITE_DATA="{repo}/some/cat"' in out  # absolute: the kernel runs elsewhere
     assert f'PATCHCORE_LITE_MODEL="{repo}/m.pclite"' in out
-    assert "-m patchcore_lite.live --prepare" in out and 'eval "$prepared"' in out
+    assert "-m patchcore_lite.apps.live --prepare" in out and 'eval "$prepared"' in out
     assert "http://127.0.0.1:8123/" in out
     for flag in ("voila notebooks/06_live_demo.ipynb", "--port=8123", "--no-browser",
                  "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",

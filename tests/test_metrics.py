@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
-from patchcore_lite.metrics import (
-    confusion_counts,
+from patchcore_lite.evaluation.counts import confusion_counts, precision_recall_f1
+from patchcore_lite.evaluation.metrics import (
     f1_threshold,
     image_auroc,
     pixel_auroc,
@@ -206,3 +206,10 @@ def test_confusion_counts():
     counts = confusion_counts([0, 0, 1, 1, 1], [0.1, 0.6, 0.5, 0.4, 0.9], 0.5)
     assert counts == {"tp": 2, "fp": 1, "tn": 1, "fn": 1}
     assert all(type(v) is int for v in counts.values())
+
+
+def test_precision_recall_f1_by_hand():
+    c = dict(tp=3, fp=1, tn=5, fn=2)
+    assert precision_recall_f1(c) == dict(precision=0.75, recall=0.6, f1=6 / 9)
+    assert precision_recall_f1(dict(tp=0, fp=0, tn=4, fn=0)) == dict(precision=None,
+                                                                      recall=None, f1=None)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from patchcore_lite import plots
+from patchcore_lite.evaluation import plots
 
 matplotlib.use("Agg")
 

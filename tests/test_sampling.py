@@ -67,7 +67,7 @@ def test_pruned_loop_in_float64_equals_naive_greedy(data, bound_dim):
          "duplicates": torch.cat([rand(200), rand(200)[:80]])}[data]
     n = len(x)
     start = int(torch.randint(n, (1,), generator=torch.Generator().manual_seed(0)))
-    got = sampling._greedy_pruned(x.double(), round(0.2 * n), start, lambda _: None, bound_dim)
+    got = sampling.greedy_pruned(x.double(), round(0.2 * n), start, lambda _: None, bound_dim)
     assert got.tolist() == naive_greedy(x, 0.2, None, 0)
 
 
@@ -140,9 +140,9 @@ def test_pruned_loop_torch_path_equals_numpy_path(monkeypatch):
     """The loop runs on tensors on a GPU: check that path on the CPU against the numpy one."""
     x = clustered(n_big=100)
     start = 7
-    via_numpy = sampling._greedy_pruned(x.double(), 60, start, lambda _: None, 4)
+    via_numpy = sampling.greedy_pruned(x.double(), 60, start, lambda _: None, 4)
     monkeypatch.setattr(sampling, "_arrays", lambda *t: (torch, list(t)))
-    via_torch = sampling._greedy_pruned(x.double(), 60, start, lambda _: None, 4)
+    via_torch = sampling.greedy_pruned(x.double(), 60, start, lambda _: None, 4)
     assert via_torch.tolist() == via_numpy.tolist()
 
 
@@ -158,6 +158,6 @@ def test_default_coreset_cuda_matches_cpu():
 def test_pruned_loop_in_small_chunks_picks_the_same(monkeypatch):
     """Candidates are recomputed CHUNK rows at a time (bounded memory): same picks."""
     x = clustered(n_big=100)
-    whole = sampling._greedy_pruned(x.double(), 60, 7, lambda _: None, 4)
+    whole = sampling.greedy_pruned(x.double(), 60, 7, lambda _: None, 4)
     monkeypatch.setattr(sampling, "CHUNK", 7)
-    assert sampling._greedy_pruned(x.double(), 60, 7, lambda _: None, 4).tolist() == whole.tolist()
+    assert sampling.greedy_pruned(x.double(), 60, 7, lambda _: None, 4).tolist() == whole.tolist()

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from patchcore_lite import synth
+from patchcore_lite.datasets import synth
 from patchcore_lite.errors import PatchCoreError
 
 CROP = (16, 240)  # 256 -> resize 256 -> centre crop 224

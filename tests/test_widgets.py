@@ -8,7 +8,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from patchcore_lite import PatchCore, backbone, data, knn, sampling, widgets
+from patchcore_lite import PatchCore, backbone, data, knn, sampling
+from patchcore_lite.evaluation.counts import confusion_counts
+from patchcore_lite.teaching import widgets
 
 matplotlib.use("Agg")
 
@@ -84,7 +86,7 @@ def test_threshold_view_figures_and_lists():
     c = view.data["counts"]
     assert view.data["precision"] == pytest.approx(c["tp"] / (c["tp"] + c["fp"]))
     _png(view)
-    assert widgets.threshold_counts(lab.labels, lab.scores, t) == c
+    assert confusion_counts(lab.labels, lab.scores, t) == c
 
 
 def test_threshold_app_moves_with_the_slider():
@@ -183,7 +185,7 @@ def test_feature_views(resnet):
     net, used = resnet
     x = torch.rand(2, 3, 64, 64)
     layers = ("layer1", "layer2", "layer3", "layer4")
-    feats = backbone.FeatureExtractor(widgets.hook_free(net), layers)(x)
+    feats = backbone.FeatureExtractor(net, layers)(x)
     table = widgets.shape_table(layers, feats, 64)
     assert [r["stride"] for r in table.data["rows"]] == [4, 8, 16, 32]
     fmaps = dict(zip(layers, feats))
@@ -200,8 +202,9 @@ def test_feature_views(resnet):
 def test_early_stop_and_hooks(resnet):
     net, _ = resnet
     x = torch.rand(1, 3, 64, 64)
-    extractor = backbone.FeatureExtractor(widgets.hook_free(net), ("layer2",))
-    assert widgets.hook_free(extractor.net)(x).shape == (1, 1000)  # hooks gone: full pass works
+    with backbone.FeatureExtractor(net, ("layer2",), hooks=True) as extractor:
+        assert extractor(x)[0].shape[1] == 128
+    assert net(x).shape == (1, 1000)  # hooks removed: the full pass works
     assert widgets.modules_run(net, ("layer2", "layer3"), x)[-1] == "layer3"
     view = widgets.early_stop_view(net, ("layer2", "layer3"), x, repeats=1)
     assert view.data["skipped"] == ["layer4", "avgpool", "fc"]
@@ -242,14 +245,15 @@ def test_embedding_views():
 # ---- 03 memory bank -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def bank_lab():
+def bank_lab(tiny_model):
     g = torch.Generator().manual_seed(0)
     train = torch.randn(600, 16, generator=g)
     test = torch.randn(6, 4, 5, 16, generator=g)
     test[3:, :2, :2] += 6.0  # three test images with four far-off patches each
-    masks = np.zeros((6, 40, 50), bool)  # maps are upsampled to the mask size
-    masks[3:, :20, :20] = True
-    return widgets.BankLab(train, test, [0, 0, 0, 1, 1, 1], masks)
+    s = tiny_model.config.input_size
+    masks = np.zeros((6, s, s), bool)  # maps come at the model's input size
+    masks[3:, :s // 2, :s // 2] = True
+    return widgets.BankLab(tiny_model, train, test, [0, 0, 0, 1, 1, 1], masks)
 
 
 def test_bank_lab_results(bank_lab):

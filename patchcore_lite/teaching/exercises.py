@@ -16,6 +16,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ..evaluation.counts import precision_recall_f1
+
 
 class Verdict(NamedTuple):
     ok: bool
@@ -67,7 +69,7 @@ def check_training_data(answer) -> Verdict:
 
 def check_defect_types(category: str | Path, answer) -> Verdict:
     """How many defect types does the category's test set have ('good' is not a defect)?"""
-    from .data import test_samples
+    from ..data import test_samples
 
     truth = len({s.defect for s in test_samples(category)} - {"good"})
     if answer is None:
@@ -79,7 +81,7 @@ def check_defect_types(category: str | Path, answer) -> Verdict:
 
 def check_good_test_images(category: str | Path, answer) -> Verdict:
     """How many good (defect-free) test images does the category have?"""
-    from .data import test_samples
+    from ..data import test_samples
 
     truth = sum(s.label == 0 for s in test_samples(category))
     if answer is None:
@@ -95,7 +97,7 @@ def check_good_test_images(category: str | Path, answer) -> Verdict:
 @functools.cache
 def _shapes(backbone: str, layers: tuple[str, ...], size: int) -> dict[str, tuple[int, int, int]]:
     """(C, H, W) of each layer's output for a size x size input (random init: shapes only)."""
-    from .backbone import FeatureExtractor, load_backbone
+    from ..backbone import FeatureExtractor, load_backbone
 
     net, _ = load_backbone(backbone, None)
     feats = FeatureExtractor(net, layers)(torch.zeros(1, 3, size, size))
@@ -135,8 +137,8 @@ def check_stride(layer: str, answer, backbone: str = "resnet18", input_size: int
 def check_skipped_modules(answer, layers: Iterable[str] = ("layer2", "layer3"),
                           backbone: str = "resnet18") -> Verdict:
     """Which top-level modules never run when the forward hooks are on `layers`?"""
-    from .backbone import load_backbone
-    from .widgets import modules_run
+    from ..backbone import load_backbone
+    from ..teaching.widgets import modules_run
 
     net, _ = load_backbone(backbone, None)
     ran = set(modules_run(net, tuple(layers), torch.zeros(1, 3, 64, 64)))
@@ -155,7 +157,7 @@ def check_skipped_modules(answer, layers: Iterable[str] = ("layer2", "layer3"),
 # ---- 02 patch embedding ----------------------------------------------------------------------
 
 def _grid_and_dim(layers: tuple[str, ...], backbone: str, size: int) -> tuple[int, int]:
-    from . import embedding
+    from .. import embedding
 
     shapes = _shapes(backbone, RESNET_LAYERS, size)
     feats = [torch.zeros(1, *shapes[layer]) for layer in layers]
@@ -182,7 +184,7 @@ def check_patches_and_dim(answer, layers: Iterable[str] = ("layer2", "layer3"),
 
 def check_corner_count(answer) -> Verdict:
     """How many grid cells does embedding.aggregate average for a corner cell?"""
-    from . import embedding
+    from .. import embedding
 
     probe = torch.zeros(9, 1, 5, 5)  # each of the 9 cells near the corner set to 1 in turn
     for n in range(9):
@@ -203,7 +205,7 @@ def check_corner_count(answer) -> Verdict:
 def check_bank_size(answer, n_images: int = 10, patches_per_image: int = 784,
                     ratio: float = 0.1) -> Verdict:
     """How many patches does a bank keep from n_images at this sampling ratio?"""
-    from .sampling import n_keep
+    from ..sampling import n_keep
 
     truth = n_keep(n_images * patches_per_image, ratio)
     if answer is None:
@@ -281,8 +283,8 @@ def check_k_effect(answer) -> Verdict:
 
 def check_precision_recall(counts: dict, answer) -> Verdict:
     """(precision, recall) from a dict of tp, fp, tn, fn."""
-    tp, fp, fn = counts["tp"], counts["fp"], counts["fn"]
-    truth = (tp / (tp + fp) if tp + fp else 0.0, tp / (tp + fn) if tp + fn else 0.0)
+    pr = precision_recall_f1(counts)
+    truth = (pr["precision"] or 0.0, pr["recall"] or 0.0)
     if answer is None:
         return _unanswered("a tuple (precision, recall)")
     try:
@@ -305,7 +307,7 @@ def check_missed_trend(answer) -> Verdict:
 
 def check_no_false_alarms(labels, scores, answer) -> Verdict:
     """A threshold with no false alarm on these images that misses as few defects as possible."""
-    from .metrics import confusion_counts
+    from ..evaluation.counts import confusion_counts
 
     labels = np.asarray(labels).ravel() > 0.5
     scores = np.asarray(scores).ravel()

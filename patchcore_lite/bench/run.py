@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from .errors import PatchCoreError
+from ..apps.options import MODEL_OPTIONS, add_model_options, model_kwargs
+from ..errors import PatchCoreError
+from .common import machine, peak_rss_mb, table, timed
 
 DEFAULT_SIZES = "50,200,1000"
 COLUMNS = (  # (JSON key, header, format)
@@ -60,9 +59,9 @@ def embedded_bench_data(category: str, n_train: int, n_test: int, seed: int = 0,
     Kept apart from the demo's data (bench-seed<S>/), since it is larger; regenerated only when it
     has too few training images or another test-set size.
     """
-    from . import __version__
-    from .cache import home
-    from .synth import generate
+    from .. import __version__
+    from ..datasets.cache import home
+    from ..datasets.synth import generate
 
     root = Path(root) if root else home() / f"bench-seed{seed}"
     cat, stamp = root / category, root / category / ".bench.json"
@@ -80,8 +79,8 @@ def embedded_bench_data(category: str, n_train: int, n_test: int, seed: int = 0,
 def bench_data(data: str | None, category: str | None, sizes: list[int], n_test: int,
                seed: int) -> Path:
     """The category folder to benchmark: `data` as given, else the embedded set's category."""
-    from .data import good_images, test_samples
-    from .synth import CATEGORIES
+    from ..data import good_images, test_samples
+    from ..datasets.synth import CATEGORIES
 
     if data is None:
         category = category or CATEGORIES[0]
@@ -99,51 +98,37 @@ def bench_data(data: str | None, category: str | None, sizes: list[int], n_test:
 
 # ---- one size, in a subprocess ------------------------------------------------------------------
 
-def peak_rss_mb() -> float:
-    """This process's peak resident set size so far (Linux reports ru_maxrss in KiB)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
-
-
-def _timed(fn, *args):
-    t0 = time.perf_counter()
-    out = fn(*args)
-    return out, time.perf_counter() - t0
-
-
 def knn_seconds(model, feats) -> float:
     """Time of the nearest-neighbour search alone for test features (N, h, w, D)."""
-    from . import ann, knn
+    from .. import ann, knn
 
     search = ann.knn if model.config.search == "faiss" else knn.knn
     q = feats.reshape(-1, feats.shape[-1])
-    return _timed(search, q, model.bank.patches, model.config.k)[1]
+    return timed(search, q, model.bank.patches, model.config.k)[1]
 
 
 def worker(spec: dict) -> dict:
     """Fit on the first n_train good images and score the test set; timings, memory, AUROC."""
     import torch
 
-    from . import metrics
-    from .data import good_images, test_samples
-    from .evaluate import load_masks
-    from .model import PatchCore
+    from ..data import good_images, test_samples
+    from ..evaluation.protocol import load_masks, score_test_set
+    from ..model import PatchCore
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     load0 = os.getloadavg()[0]
     model = PatchCore(progress=False, **spec["model"])
     if spec.get("state_dict_out"):
-        torch.save(model.extractor.net.state_dict(), spec["state_dict_out"])
+        torch.save(model.net.state_dict(), spec["state_dict_out"])
     base_rss = peak_rss_mb()
     train = good_images(spec["data"])[:spec["n_train"]]
     samples = test_samples(spec["data"])
     paths = [s.path for s in samples]
-    _, fit_s = _timed(model.fit, train)
+    _, fit_s = timed(model.fit, train)
     fit_rss = peak_rss_mb()
-    (scores, amaps), predict_s = _timed(model.predict, paths)
+    (scores, amaps), predict_s = timed(model.predict, paths)
     knn_s = knn_seconds(model, model.features(paths))
-    labels = [s.label for s in samples]
     masks = load_masks(samples, model.config.resize, model.config.crop)
     info, n = model.info, len(paths)
     return dict(
@@ -154,8 +139,8 @@ def worker(spec: dict) -> dict:
         knn_ms_per_image=1000 * knn_s / n, predict_ms_per_image=1000 * predict_s / n,
         fit_seconds=fit_s, predict_seconds=predict_s, fit_predict_seconds=fit_s + predict_s,
         peak_rss_mb=peak_rss_mb(), fit_peak_rss_mb=fit_rss, baseline_rss_mb=base_rss,
-        image_auroc=metrics.image_auroc(labels, scores),
-        pixel_auroc=metrics.pixel_auroc(masks, amaps) if masks is not None else None,
+        **{k: v for k, v in score_test_set(samples, scores, amaps, masks).items()
+           if k in ("image_auroc", "pixel_auroc", "pro")},
         weights=model.weights_used, model=model.describe(), search=model.config.search,
         torch_threads=torch.get_num_threads(), loadavg_before=load0,
         loadavg_after=os.getloadavg()[0])
@@ -163,7 +148,7 @@ def worker(spec: dict) -> dict:
 
 def run_size(spec: dict, timeout: float | None = None) -> dict:
     """Run `worker(spec)` in a fresh Python process and return its result."""
-    proc = subprocess.run([sys.executable, "-m", "patchcore_lite.bench", "--worker"],
+    proc = subprocess.run([sys.executable, "-m", "patchcore_lite.bench.run", "--worker"],
                           input=json.dumps(spec), stdout=subprocess.PIPE,
                           text=True, timeout=timeout)
     if proc.returncode != 0:
@@ -174,52 +159,17 @@ def run_size(spec: dict, timeout: float | None = None) -> dict:
 
 # ---- the table ----------------------------------------------------------------------------------
 
-def _cell(value, fmt: str) -> str:
-    return "-" if value is None else fmt.format(value)
-
-
-def table(rows: list[dict], columns=COLUMNS) -> str:
-    """Aligned plain-text table of `rows` (one dict per size)."""
-    head = [h for _, h, _ in columns]
-    body = [[_cell(r.get(k), f) for k, _, f in columns] for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    lines = [head, ["-" * w for w in widths], *body]
-    return "\n".join("  ".join(x.rjust(w) for x, w in zip(line, widths)) for line in lines)
-
-
-def machine() -> dict:
-    """What the numbers were measured on."""
-    import torch
-
-    return dict(platform=platform.platform(), python=platform.python_version(),
-                torch=torch.__version__, cpu_count=os.cpu_count(),
-                torch_threads=torch.get_num_threads(), loadavg=os.getloadavg())
-
-
 # ---- the verb -----------------------------------------------------------------------------------
 
 def add_options(p) -> None:
-    """Options of `python -m patchcore_lite bench` (argparse parser `p`)."""
+    """Options of `python -m patchcore_lite bench` (argparse parser `p`): the model options of
+    `fit` (weights default to none here), then the benchmark's own."""
     p.add_argument("--data", default=None, help="category folder (default: the embedded set, "
                    "generated with enough training images)")
     p.add_argument("--category", default=None, help="embedded category (default: the first)")
-    p.add_argument("--backbone", default="resnet18")
-    p.add_argument("--layers", default="layer2,layer3")
-    p.add_argument("--weights", default="none", help="none (default here), auto, imagenet, PATH")
-    p.add_argument("--sampling", default="coreset", help="none, random or coreset")
-    p.add_argument("--ratio", type=float, default=0.1)
-    p.add_argument("--k", type=int, default=1)
-    p.add_argument("--reweight", action="store_true")
-    p.add_argument("--reweight-b", type=int, default=9)
-    p.add_argument("--embed-dim", type=int, default=None)
-    p.add_argument("--resize", type=int, default=256)
-    p.add_argument("--crop", type=int, default=224)
-    p.add_argument("--search", default="exact", help="exact or faiss")
+    add_model_options(p, weights="none")
     p.add_argument("--sizes", default=DEFAULT_SIZES, help="training-set sizes, comma-separated")
     p.add_argument("--n-test", type=int, default=80, help="test images of the embedded set")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--json", default=None, help="write the full record here")
     p.add_argument("--anomalib", action="store_true",
@@ -230,21 +180,14 @@ def add_options(p) -> None:
                         "at 50 images on 2 cores, 30 at 200); above it, only its predict time")
 
 
-def model_spec(a) -> dict:
-    """PatchCore keyword arguments from the bench options."""
-    return dict(backbone=a.backbone, layers=a.layers, weights=a.weights, sampling=a.sampling,
-                sampling_ratio=a.ratio, k=a.k, reweight=a.reweight, reweight_b=a.reweight_b,
-                embed_dim=a.embed_dim, resize=a.resize, crop=a.crop, device=a.device, seed=a.seed,
-                batch_size=a.batch_size, search=a.search)
-
-
 def command_line(a) -> str:
     """The bench command with every option spelled out (what the record was measured with)."""
     words = ["python -m patchcore_lite bench"]
+    flags = {o.kwarg: o.flag for o in MODEL_OPTIONS}
     for key, value in sorted(vars(a).items()):
         if key in ("verb",) or value is None or value is False:
             continue
-        flag = "--" + key.replace("_", "-")
+        flag = flags.get(key, "--" + key.replace("_", "-"))
         words.append(flag if value is True else f"{flag} {value}")
     return " ".join(words)
 
@@ -259,17 +202,17 @@ def run(a, log=print) -> dict:
     """Run every size (and anomalib beside it with --anomalib); print tables, return the record."""
     sizes = parse_sizes(a.sizes)
     if a.anomalib:
-        from .bench_anomalib import check_comparable
+        from .anomalib import check_comparable
 
         check_comparable(a)
     data = bench_data(a.data, a.category, sizes, a.n_test, a.seed)
     record = dict(command=command_line(a), data=str(data), sizes=sizes, machine=machine(),
-                  settings=model_spec(a), runs=[])
+                  settings=model_kwargs(a), runs=[])
     log(f"bench: {data}, sizes {sizes}, {a.backbone} weights={a.weights} sampling={a.sampling} "
-        f"ratio={a.ratio} search={a.search} device={a.device}")
+        f"ratio={a.sampling_ratio} search={a.search} device={a.device}")
     tmp = Path(tempfile.mkdtemp(prefix="pclite-bench-")) / "backbone.pt" if a.anomalib else None
     for n in sizes:
-        spec = dict(data=str(data), n_train=n, model=model_spec(a), threads=a.threads,
+        spec = dict(data=str(data), n_train=n, model=model_kwargs(a), threads=a.threads,
                     state_dict_out=str(tmp) if tmp else None)
         row = run_size(spec)
         record["runs"].append(row)
@@ -278,10 +221,10 @@ def run(a, log=print) -> dict:
             f"{row['predict_ms_per_image']:.0f} ms/img, peak RSS {row['peak_rss_mb']:.0f} MB")
     record["weights"] = record["runs"][0]["weights"]
     log(f"\npatchcore-lite ({record['runs'][0]['model']}; search {a.search}):")
-    log(table(record["runs"]))
+    log(table(record["runs"], COLUMNS))
     _write(a.json, record)  # ours is kept even if the anomalib side fails
     if a.anomalib:
-        from .bench_anomalib import side_by_side
+        from .anomalib import side_by_side
 
         record["anomalib"] = []
         try:

@@ -3,7 +3,7 @@
 anomalib is installed on demand into its own virtual environment (default
 `.bench-venv-anomalib/`, git-ignored), with torch and torchvision pinned by a constraints file to
 the versions this kit runs on, so both sides use the same kernels. The worker
-(`_anomalib_worker.py`) runs inside that environment: it builds anomalib's `PatchcoreModel`
+(`anomalib_worker.py`) runs inside that environment: it builds anomalib's `PatchcoreModel`
 (`pre_trained=False`) and loads the very state dict our backbone uses, embeds the same training
 images, times anomalib's `KCenterGreedy` and our `greedy_coreset` on the same features, and
 scores the same test images. CI never runs this.
@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 import torchvision
 
-from .errors import PatchCoreError
+from ..errors import PatchCoreError
 
 ANOMALIB_VERSION = "2.7.0"
 DEFAULT_VENV = ".bench-venv-anomalib"
-WORKER = Path(__file__).with_name("_anomalib_worker.py")
+WORKER = Path(__file__).with_name("anomalib_worker.py")
 INSTALL_TIMEOUT_S = 3600
 
 
@@ -41,6 +41,7 @@ def pins() -> dict[str, str]:
 
 
 def venv_python(root: Path) -> Path:
+    """The python of the virtual environment at `root`."""
     return root / "bin" / "python"
 
 
@@ -70,7 +71,7 @@ def ensure_venv(root: str | Path = DEFAULT_VENV, log=print) -> Path:
 
 def run_worker(python: Path, spec: dict, timeout: float | None = None) -> dict:
     """Run the anomalib worker on `spec` in the bench environment; its JSON result."""
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]),
                TQDM_MININTERVAL="10")
     proc = subprocess.run([str(python), str(WORKER), json.dumps(spec)], env=env,
                           stdout=subprocess.PIPE, text=True, timeout=timeout)
@@ -105,11 +106,12 @@ def check_comparable(a) -> None:
 
 def worker_spec(a, data: Path, n_train: int, state_dict: Path) -> dict:
     """Same images, backbone weights, layers, preprocessing, ratio and image score as ours."""
-    from .model import Config
+    from ..model import Config
 
     return dict(data=str(data), n_train=n_train, backbone=a.backbone,
                 layers=[s.strip() for s in a.layers.split(",")], state_dict=str(state_dict),
-                ratio=a.ratio, seed=a.seed, batch_size=a.batch_size, resize=a.resize, crop=a.crop,
+                ratio=a.sampling_ratio, seed=a.seed, batch_size=a.batch_size, resize=a.resize,
+                crop=a.crop,
                 proj_dim=Config.proj_dim, threads=a.threads,
                 num_neighbors=a.reweight_b if a.reweight else 1)
 
@@ -137,7 +139,7 @@ def side_by_side(a, data: Path, our_runs: list[dict], state_dict: Path, log=prin
     Rows are appended to `rows` as they come, and `on_row()` is called after each (so a long run
     that is stopped keeps what it measured).
     """
-    from .bench import table
+    from .common import table
 
     python = ensure_venv(a.anomalib_venv, log)
     rows = [] if rows is None else rows

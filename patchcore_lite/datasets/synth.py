@@ -38,7 +38,7 @@ from scipy import ndimage
 from skimage import data as skdata
 from skimage import draw
 
-from .errors import PatchCoreError
+from ..errors import PatchCoreError
 
 SIZE = 256  # images are SIZE x SIZE RGB
 BOX = (28, 228)  # every defect pixel lies in BOX x BOX: inside the 224 centre crop [16, 240)

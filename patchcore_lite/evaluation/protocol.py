@@ -1,21 +1,24 @@
 """Step 6: evaluate a category by the MVTec AD protocol (image AUROC, pixel AUROC, PRO, F1).
 
 Maps are evaluated at the model's input size (resize, then centre crop), not at the original
-full resolution of the official protocol; every result records resize and crop.
+full resolution of the official protocol; every result records resize and crop. Masks are
+optional: pixel metrics use the test images whose ground truth is known (good images count as
+all-good), and the number of defective images without a mask is reported.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..data import Sample, good_images, load_mask, test_samples
+from ..model import PatchCore
 from . import metrics
-from .data import Sample, good_images, load_mask, test_samples
-from .model import PatchCore
 
 
 @dataclass
@@ -26,20 +29,48 @@ class Evaluation:
     samples: list[Sample]
     scores: np.ndarray  # (N,)
     maps: np.ndarray  # (N, S, S)
-    masks: np.ndarray | None  # (N, S, S) bool, None when some defect image has no mask
+    masks: np.ndarray | None  # (N, S, S) bool (all False where unknown), None without any mask
     summary: dict
     model: PatchCore
 
     @property
     def labels(self) -> np.ndarray:
+        """(N,) 1 = defective."""
         return np.array([s.label for s in self.samples])
 
 
+def known_masks(samples: list[Sample]) -> np.ndarray:
+    """(N,) bool: the ground truth of each test image is known (a good image, or a mask file)."""
+    return np.array([not s.label or s.mask is not None for s in samples], dtype=bool)
+
+
 def load_masks(samples: list[Sample], resize: int, crop: int) -> np.ndarray | None:
-    """(N, S, S) bool masks, or None if any defective image lacks a ground-truth mask."""
-    if any(s.label and s.mask is None for s in samples):
+    """(N, S, S) bool masks (all False where no mask is known), or None if no defect has one."""
+    if not any(s.label and s.mask is not None for s in samples):
         return None
     return torch.stack([load_mask(s, resize, crop) for s in samples]).numpy()
+
+
+def score_test_set(samples: list[Sample], scores: np.ndarray, maps: np.ndarray,
+                   masks: np.ndarray | None) -> dict:
+    """The protocol's figures for predictions on a test set: AUROCs, PRO, F1-optimal threshold.
+
+    Pixel metrics use the images whose ground truth is known; a warning names the defective
+    images without a mask, and `n_masks_missing` counts them."""
+    labels, known = np.array([s.label for s in samples]), known_masks(samples)
+    missing = [str(s.path) for s, k in zip(samples, known) if not k]
+    if missing and masks is not None:
+        warnings.warn(f"{len(missing)} defective test images have no mask (e.g. {missing[0]}); "
+                      "pixel metrics use the other images", stacklevel=2)
+    pixel = masks is not None and bool(masks[known].any())
+    f1 = metrics.f1_threshold(labels, scores)
+    return dict(
+        image_auroc=metrics.image_auroc(labels, scores),
+        pixel_auroc=metrics.pixel_auroc(masks[known], maps[known]) if pixel else None,
+        pro=metrics.pro_score(masks[known], maps[known]) if pixel else None,
+        f1_threshold=f1[0] if f1 else None,
+        image_f1=f1[1] if f1 else None,
+        n_test=int(len(labels)), n_defective=int(labels.sum()), n_masks_missing=len(missing))
 
 
 def evaluate(category: str | Path, model: PatchCore | None = None, **options) -> Evaluation:
@@ -55,27 +86,16 @@ def evaluate(category: str | Path, model: PatchCore | None = None, **options) ->
     t0 = time.perf_counter()
     scores, amaps = model.predict([s.path for s in samples])
     per_image = (time.perf_counter() - t0) / len(samples)
-    labels = np.array([s.label for s in samples])
-    summary = summarize(model, labels, scores, amaps, masks, per_image)
+    summary = dict(score_test_set(samples, scores, amaps, masks), **settings(model, per_image))
     return Evaluation(category.name, samples, scores, amaps, masks, summary, model)
 
 
-def summarize(model: PatchCore, labels: np.ndarray, scores: np.ndarray, amaps: np.ndarray,
-              masks: np.ndarray | None, predict_seconds: float) -> dict:
-    """The JSON summary of DESIGN.md section 4: metrics, sizes, timings and every setting."""
+def settings(model: PatchCore, predict_seconds: float) -> dict:
+    """The rest of DESIGN.md section 4's JSON: threshold, sizes, timings and every setting."""
     c = model.config
-    f1 = metrics.f1_threshold(labels, scores)
-    has_masks = masks is not None and bool(masks.any())
     return dict(
-        image_auroc=metrics.image_auroc(labels, scores),
-        pixel_auroc=metrics.pixel_auroc(masks, amaps) if has_masks else None,
-        pro=metrics.pro_score(masks, amaps) if has_masks else None,
         threshold=model.threshold,
-        f1_threshold=f1[0] if f1 else None,
-        image_f1=f1[1] if f1 else None,
         n_train=model.info.get("n_train"),
-        n_test=int(len(labels)),
-        n_defective=int(labels.sum()),
         memory_bank_size=int(model.bank.patches.shape[0]),
         embed_dim=int(model.bank.patches.shape[1]),
         fit_seconds=model.info.get("fit_seconds"),

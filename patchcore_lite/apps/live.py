@@ -42,8 +42,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .data import Sample, load_mask, open_image, resize_crop, test_samples, to_tensor
-from .errors import PatchCoreError
+from ..backbone import describe_weights
+from ..data import Sample, load_mask, open_image, resize_crop, test_samples, to_tensor
+from ..errors import PatchCoreError
+from ..evaluation.counts import confusion_counts
 
 ENV_DATA = "PATCHCORE_LITE_DATA"
 ENV_CATEGORY = "PATCHCORE_LITE_CATEGORY"
@@ -79,6 +81,7 @@ class Inspection:
 
     @property
     def label(self) -> int | None:
+        """1 = defective, 0 = good, as the folder says."""
         return self.sample.label
 
 
@@ -121,11 +124,13 @@ class LiveDemo:
 
     @classmethod
     def from_folder(cls, category: str | Path, model, **kw) -> LiveDemo:
+        """The line of a category's test images (MVTec layout)."""
         return cls(model, test_samples(category), **kw)
 
     # ---- stepping ----------------------------------------------------------------------
     @property
     def done(self) -> bool:
+        """Every image of the line has been shown."""
         return self._next >= len(self.samples)
 
     def step(self) -> Inspection | None:
@@ -142,11 +147,7 @@ class LiveDemo:
             full = to_tensor(open_image(sample.path))  # (3, H, W) before resize/crop
             image = resize_crop(full, c.resize, c.crop)
             mask = load_mask(sample, c.resize, c.crop).numpy() if sample.mask else None
-            progress, self.model.progress = self.model.progress, False  # no bar per image
-            try:
-                scores, maps = self.model.predict(full[None])
-            finally:
-                self.model.progress = progress
+            scores, maps = self.model.predict(full[None], progress=False)  # no bar per image
         except PatchCoreError as e:
             self.errors.append(str(e))
             raise
@@ -168,6 +169,7 @@ class LiveDemo:
 
     # ---- counting ----------------------------------------------------------------------
     def scores(self) -> np.ndarray:
+        """Scores of the images shown so far, in order."""
         return np.array([h.score for h in self.history], dtype=np.float64)
 
     def labels(self) -> np.ndarray:
@@ -190,12 +192,8 @@ class LiveDemo:
         out = dict(shown=len(scores), passed=len(scores) - flagged, flagged=flagged,
                    missed=None, false_alarms=None, labelled=int(known.sum()))
         if known.any():
-            # metrics.confusion_counts(labels, scores, t) (tests check they agree), in plain
-            # numpy here: importing metrics pulls in sklearn and scipy, seconds before the
-            # first frame on a small machine
-            pred, bad = scores[known] >= t, labels[known] == 1
-            out.update(missed=int(np.sum(~pred & bad)), false_alarms=int(np.sum(pred & ~bad)),
-                       caught=int(np.sum(pred & bad)), good_passed=int(np.sum(~pred & ~bad)))
+            c = confusion_counts(labels[known], scores[known], t)
+            out.update(missed=c["fn"], false_alarms=c["fp"], caught=c["tp"], good_passed=c["tn"])
         return out
 
 
@@ -250,12 +248,7 @@ def _data_uri(png: bytes) -> str:
 
 def weights_text(model) -> str:
     """What the app says about the weights: never hide a random init."""
-    w = model.weights_used
-    if w == "imagenet":
-        return "ImageNet-pretrained"
-    if w == "random":
-        return "RANDOM-INIT (not pretrained)"
-    return f"from file {Path(w).name}"
+    return describe_weights(model.weights_used)
 
 
 # ---- the widget app ----------------------------------------------------------------------
@@ -550,8 +543,8 @@ def config_from_env() -> LiveConfig:
     if data:
         folder = Path(data).expanduser()
     else:
-        from .cache import embedded_data
-        from .synth import CATEGORIES
+        from ..datasets.cache import embedded_data
+        from ..datasets.synth import CATEGORIES
 
         category = os.environ.get(ENV_CATEGORY, "").strip() or DEFAULT_CATEGORY
         if category not in CATEGORIES:
@@ -563,8 +556,8 @@ def config_from_env() -> LiveConfig:
 
 def load_live_model(cfg: LiveConfig):
     """The saved model if one is given, else the cached fit on <data>/train/good."""
-    from .cache import cached_model
-    from .model import PatchCore
+    from ..datasets.cache import cached_model
+    from ..model import PatchCore
 
     test_samples(cfg.data)  # check the layout first: a clear message before any fitting
     with warnings.catch_warnings():
@@ -634,6 +627,7 @@ def prepare() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """python -m patchcore_lite.apps.live --prepare: data and model ready, env lines printed."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m patchcore_lite.live", description=__doc__,

@@ -11,7 +11,6 @@ Sections follow the notebooks: 00 data, 01 backbone, 02 embedding, 03 memory ban
 
 from __future__ import annotations
 
-import copy
 import io
 import time
 from collections.abc import Callable, Sequence
@@ -24,8 +23,11 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyBboxPatch, Rectangle
 
-from . import embedding, knn, maps, metrics, sampling
-from .data import Sample, load_image, load_mask, test_samples
+from .. import embedding, knn, maps, sampling
+from ..backbone import describe_weights
+from ..data import Sample, load_image, load_mask, test_samples
+from ..evaluation import metrics
+from ..evaluation.counts import confusion_counts, precision_recall_f1
 
 MASK_COLOR = "cyan"
 
@@ -127,9 +129,7 @@ def source(obj) -> object:
 
 def weights_label(weights_used: str, backbone: str = "resnet18") -> str:
     """Which weights a figure was made with, in words (never hide a random init)."""
-    what = {"imagenet": "ImageNet-pretrained weights",
-            "random": "RANDOM-INIT weights (no ImageNet checkpoint available)"}
-    return f"{backbone}, {what.get(weights_used, f'weights from {weights_used}')}"
+    return f"{backbone}, {describe_weights(weights_used)} weights"
 
 
 def _rgb(image) -> np.ndarray:
@@ -293,7 +293,7 @@ def gallery_app(root: str | Path, category: str = "hex_nut", defect: str | None 
 
 def first_look(model, samples: Sequence[Sample]) -> View:
     """Heatmaps of a few test images on the model's colour scale: what the course builds."""
-    from . import plots
+    from ..evaluation import plots
 
     c = model.config
     scores, amaps = model.predict([s.path for s in samples])
@@ -310,16 +310,6 @@ def first_look(model, samples: Sequence[Sample]) -> View:
 
 
 # ---- 01 backbone and forward hooks ----------------------------------------------------------
-
-def hook_free(net: torch.nn.Module) -> torch.nn.Module:
-    """A deep copy of `net` without forward hooks (FeatureExtractor adds hooks to its net)."""
-    net = copy.deepcopy(net)
-    for m in net.modules():
-        for name in ("_forward_hooks", "_forward_hooks_with_kwargs",
-                     "_forward_hooks_always_called"):
-            getattr(m, name, {}).clear()
-    return net
-
 
 def module_table(net: torch.nn.Module) -> View:
     """Top-level modules of a network with their parameter counts."""
@@ -393,23 +383,33 @@ def feature_app(images: torch.Tensor, feats: dict, names=None, subtitle: str = "
 
 
 def modules_run(net: torch.nn.Module, layers: Sequence[str], x: torch.Tensor) -> list[str]:
-    """Names of the top-level modules that run when a FeatureExtractor hooks `layers`."""
-    from .backbone import FeatureExtractor
+    """Names of the top-level modules of `net` that run when a FeatureExtractor asks for `layers`.
 
-    net, ran = hook_free(net), []
-    for name, m in net.named_children():  # registered before the extractor's hooks: run first
-        m.register_forward_hook(lambda *_, n=name: ran.append(n))
-    FeatureExtractor(net, layers)(x)
+    A module counts as run when any of its leaf modules runs (the extractor's graph calls the
+    net's own leaf modules); the recording hooks are removed again."""
+    from ..backbone import FeatureExtractor
+
+    ran, handles = [], []
+    for name, child in net.named_children():
+        leaves = [m for m in child.modules() if not list(m.children())] or [child]
+        for leaf in leaves:
+            handles.append(leaf.register_forward_hook(
+                lambda *_, n=name: ran.append(n) if n not in ran else None))
+    try:
+        FeatureExtractor(net, layers)(x)
+    finally:
+        for h in handles:
+            h.remove()
     return ran
 
 
 def early_stop_view(net: torch.nn.Module, layers: Sequence[str], x: torch.Tensor,
                     repeats: int = 3) -> View:
     """Which modules run with hooks on `layers`, what they weigh, and the time saved."""
-    from .backbone import FeatureExtractor
+    from ..backbone import FeatureExtractor
 
     ran = modules_run(net, layers, x)
-    full, extractor = hook_free(net).eval(), FeatureExtractor(hook_free(net), layers)
+    full, extractor = net.eval(), FeatureExtractor(net, layers)
 
     def best(fn) -> float:
         times = []
@@ -577,10 +577,12 @@ def toy_points(seed: int = 0) -> np.ndarray:
 class BankLab:
     """Training patches of a few images and a small labelled test set, for sampling comparisons.
 
-    train (N, D) patch features; test (T, h, w, D) patch features of T test images; labels (T,);
-    masks (T, S, S), optional: with them each bank also gets a pixel AUROC (maps at S x S).
+    model: the PatchCore whose scoring path scores the test set against each bank; train (N, D)
+    patch features; test (T, h, w, D) patch features of T test images; labels (T,); masks
+    (T, S, S) at the model's input size, optional: with them each bank also gets a pixel AUROC.
     Selections are computed once per (method, ratio) and reused (with their timing)."""
 
+    model: object
     train: torch.Tensor
     test: torch.Tensor
     labels: np.ndarray
@@ -617,12 +619,9 @@ class BankLab:
                 nn_dist = torch.zeros(self.train.shape[0])
             else:  # every patch to its nearest kept patch
                 nn_dist = knn.knn(self.train, bank, k=1)[0][:, 0]
-            t, h, w, d = self.test.shape
-            patch = knn.knn(self.test.reshape(-1, d), bank, k=1)[0][:, 0].reshape(t, h, w)
-            scores = _np(patch.amax(dim=(1, 2)))
-            pixel = None
+            scores, amaps, _ = self.model.score_features(self.test, bank=bank, k=1)
+            scores, pixel = _np(scores), None
             if self.masks is not None:
-                amaps = maps.anomaly_map(patch, tuple(self.masks.shape[-2:]))
                 pixel = metrics.pixel_auroc(self.masks, _np(amaps))
             self._results[key] = dict(
                 method=method, ratio=None if method == "none" else float(ratio),
@@ -771,7 +770,7 @@ class ExplainLab:
         if (i, k) not in self._scores:
             _, feats, _ = self.image(i)
             h, w, d = feats.shape
-            dist, idx = knn.knn(feats.reshape(-1, d), self.model.bank.patches, k)
+            dist, idx = self.model.nearest(feats.reshape(-1, d), k)
             self._scores[(i, k)] = (dist.reshape(h, w, -1), idx.reshape(h, w, -1))
         return self._scores[(i, k)]
 
@@ -780,8 +779,9 @@ class ExplainLab:
         return self.neighbours(i, k)[0].mean(dim=-1)
 
     def anomaly_map(self, i: int, k: int = 1, sigma: float = maps.SIGMA) -> np.ndarray:
-        s = self.model.config.input_size
-        return _np(maps.anomaly_map(self.patch_scores(i, k)[None], (s, s), sigma)[0])
+        """(S, S) anomaly map of test image i with k neighbours, blurred with `sigma`."""
+        feats = self.image(i)[1][None]  # (1, h, w, D)
+        return _np(self.model.score_features(feats, k=k, sigma=sigma)[1][0])
 
     def hottest(self, i: int, k: int = 1) -> tuple[int, int]:
         """(y, x) pixel of the highest anomaly-map value."""
@@ -992,11 +992,6 @@ def roc_plotly(labels, scores, names: Sequence[str] | None = None, title: str = 
     return fig
 
 
-def threshold_counts(labels, scores, threshold: float) -> dict[str, int]:
-    """tp, fp, tn, fn at a threshold (anomalous when score >= threshold); sums to len(labels)."""
-    return metrics.confusion_counts(labels, scores, threshold)
-
-
 @dataclass
 class ThresholdLab:
     """Everything the threshold slider shows: labels, scores, names, maps, masks, images.
@@ -1036,14 +1031,11 @@ def threshold_view(lab: ThresholdLab, threshold: float, n_overlays: int = 6) -> 
     red segmentation). Overlays show mistakes first (missed, then false alarms), then hits."""
     labels = np.asarray(lab.labels).ravel() > 0.5
     scores = np.asarray(lab.scores).ravel()
-    counts = threshold_counts(labels, scores, threshold)
+    counts = confusion_counts(labels, scores, threshold)
     flagged = scores >= threshold
     missed = [lab.names[i] for i in np.flatnonzero(labels & ~flagged)]
     false_alarms = [lab.names[i] for i in np.flatnonzero(~labels & flagged)]
-    tp, fp, fn = counts["tp"], counts["fp"], counts["fn"]
-    precision = tp / (tp + fp) if tp + fp else None
-    recall = tp / (tp + fn) if tp + fn else None
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
+    precision, recall, f1 = precision_recall_f1(counts).values()
 
     figs = []
     fig = Figure(figsize=(3.4, 3.0), layout="constrained")
@@ -1111,7 +1103,7 @@ def threshold_app(lab: ThresholdLab, threshold: float, steps: int = 200):
 
 def thresholds_view(labels, scores, quantile_threshold: float, subtitle: str = "") -> View:
     """The F1-optimal threshold vs a quantile of good training scores, on the score histogram."""
-    from . import plots
+    from ..evaluation import plots
 
     f1 = metrics.f1_threshold(labels, scores)
     fig = plots.score_histogram(scores, labels, quantile_threshold,
@@ -1119,11 +1111,11 @@ def thresholds_view(labels, scores, quantile_threshold: float, subtitle: str = "
     ax = fig.axes[0]
     rows = [dict(rule="quantile of good training scores (model default)",
                  threshold=quantile_threshold,
-                 **threshold_counts(labels, scores, quantile_threshold))]
+                 **confusion_counts(labels, scores, quantile_threshold))]
     if f1 is not None:
         ax.axvline(f1[0], color="tab:purple", ls=":", label=f"F1-optimal = {f1[0]:.4g}")
         ax.legend(fontsize=8)
         rows.append(dict(rule=f"F1-optimal on this test set (F1 {f1[1]:.3f})", threshold=f1[0],
-                         **threshold_counts(labels, scores, f1[0])))
+                         **confusion_counts(labels, scores, f1[0])))
     return View(dict(rows=rows, f1_threshold=f1[0] if f1 else None, f1=f1[1] if f1 else None),
                 [fig], _table(rows, ("rule", "threshold", "tp", "fn", "fp", "tn")))

@@ -6,14 +6,14 @@ import sys
 import time
 from pathlib import Path
 
-from .evaluate import evaluate
+from ..evaluation.protocol import evaluate
 
 
 def run_demo(out: Path, weights: str = "auto", device: str = "cpu", seed: int = 0,
              n_train: int | None = None, n_test: int | None = None) -> Path:
     """Write out/index.html with metrics, overlays, ROC curves and histograms per category."""
-    from .report import write_report
-    from .synth import generate
+    from ..datasets.synth import generate
+    from ..evaluation.report import write_report
 
     t0 = time.perf_counter()
     categories = generate(out / "data", seed=seed, n_train=n_train, n_test=n_test)

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backbone import describe_weights
+from ..data import load_image
 from . import plots
-from .data import load_image
-from .evaluate import Evaluation
+from .protocol import Evaluation, known_masks
 
 METRICS = ("image_auroc", "pixel_auroc", "pro", "image_f1", "threshold", "memory_bank_size",
            "fit_seconds", "predict_seconds_per_image")
@@ -60,7 +61,9 @@ def category_figures(ev: Evaluation, out: Path) -> dict[str, str]:
     figs["histogram"] = plots.score_histogram(ev.scores, labels, model.threshold,
                                               f"{ev.category}: image scores", sub)
     if ev.summary.get("pro") is not None:
-        figs["pro"] = plots.pro_figure(ev.masks, ev.maps, title=f"{ev.category}: PRO", subtitle=sub)
+        known = known_masks(ev.samples)
+        figs["pro"] = plots.pro_figure(ev.masks[known], ev.maps[known],
+                                       title=f"{ev.category}: PRO", subtitle=sub)
     return {k: plots.save(f, out / f"{ev.category}_{k}.png").name for k, f in figs.items()}
 
 
@@ -85,10 +88,9 @@ def write_report(out: str | Path, results: list[Evaluation],
         sections.append(f"<h2>{html.escape(ev.category)}</h2><p>{html.escape(model.describe())}"
                         f"</p>{imgs}")
     first = results[0].model
-    weights_note = ("ImageNet-pretrained backbone" if first.weights_used == "imagenet" else
-                    "RANDOM-INIT backbone: these are NOT pretrained results; the paper's figures "
-                    "need ImageNet weights" if first.weights_used == "random" else
-                    f"backbone weights from {first.weights_used}")
+    weights_note = f"Backbone: {describe_weights(first.weights_used)}" + (
+        ": these are NOT pretrained results; the paper's figures need ImageNet weights"
+        if first.weights_used == "random" else "")
     head = "".join(f"<th>{m}</th>" for m in ("category", *METRICS))
     (out / "index.html").write_text(f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}

@@ -9,8 +9,11 @@ import json
 import os
 from pathlib import Path
 
-from .errors import PatchCoreError
-from .model import PatchCore
+from .._version import __version__
+from ..data import good_images
+from ..errors import PatchCoreError
+from ..model import PatchCore
+from .synth import CATEGORIES, generate
 
 
 def home() -> Path:
@@ -23,8 +26,6 @@ def home() -> Path:
 
 def embedded_data(seed: int = 0, root: str | Path | None = None) -> Path:
     """Folder holding the embedded data set for `seed`, generated on first use."""
-    from . import __version__
-    from .synth import CATEGORIES, generate
 
     root = Path(root) if root else home() / f"embedded-seed{seed}"
     stamp, tag = root / ".complete", f"{__version__} {_synth_hash()}"
@@ -37,7 +38,7 @@ def embedded_data(seed: int = 0, root: str | Path | None = None) -> Path:
 
 def _source_hash(*names: str) -> str:
     """Fingerprint of these modules' source: what an older version made is not reused."""
-    here = Path(__file__).parent
+    here = Path(__file__).parents[1]  # the package root
     h = hashlib.sha256()
     for name in names:
         h.update((here / f"{name}.py").read_bytes())
@@ -45,10 +46,10 @@ def _source_hash(*names: str) -> str:
 
 
 def _synth_hash() -> str:
-    return _source_hash("synth")
+    return _source_hash("datasets/synth")
 
 
-METHOD_MODULES = ("backbone", "embedding", "bounds", "sampling", "knn", "maps", "model")
+METHOD_MODULES = ("data", "backbone", "embedding", "bounds", "sampling", "knn", "maps", "model")
 
 
 def cached_model(category: str | Path, weights: str | None = "auto",
@@ -59,8 +60,6 @@ def cached_model(category: str | Path, weights: str | None = "auto",
     The cache key includes what `weights` resolved to, so a random-init model is never reused
     once pretrained weights are available, and the source of the method's modules.
     """
-    from .data import good_images
-
     category = Path(category)
     model = PatchCore(weights=weights, progress=progress, **options)
     stamp = category.parent / ".complete"  # embedded data: refit when it was regenerated

@@ -106,15 +106,3 @@ def f1_threshold(labels, scores) -> tuple[float, float] | None:
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0)
     best = int(np.argmax(f1))
     return float(thresholds[best]), float(f1[best])
-
-
-def confusion_counts(labels, scores, threshold: float) -> dict[str, int]:
-    """True/false positives/negatives at a threshold (anomalous when score >= threshold)."""
-    labels = _binary(labels).ravel()
-    pred = np.asarray(scores).ravel() >= threshold
-    return {
-        "tp": int(np.sum(pred & labels)),
-        "fp": int(np.sum(pred & ~labels)),
-        "tn": int(np.sum(~pred & ~labels)),
-        "fn": int(np.sum(~pred & labels)),
-    }

@@ -1,6 +1,8 @@
 """Command line: demo, synth, fit, predict, evaluate (python -m patchcore_lite VERB ...).
 
 Errors in user input are printed as one line naming the file or argument, with exit code 2.
+The method (torch) loads with the package; imports inside the verbs (evaluation: scikit-learn and
+matplotlib; the data generator: scikit-image; bench; demo) load only for the verb that needs them.
 """
 
 from __future__ import annotations
@@ -12,38 +14,17 @@ import time
 import warnings
 from pathlib import Path
 
-from .errors import PatchCoreError
+from .. import io
+from ..data import good_images, load_image, test_samples, walk_images
+from ..errors import PatchCoreError
+from ..model import PatchCore
+from .options import add_model_options, model_kwargs
 
 DEFAULT_DEMO_OUT = "runs/demo"
 
 
-def _model_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by fit and evaluate (DESIGN.md section 4)."""
-    p.add_argument("--backbone", default="resnet18")
-    p.add_argument("--layers", default="layer2,layer3", help="comma-separated module names")
-    p.add_argument("--weights", default="auto", help="auto, imagenet, none or a state-dict file")
-    p.add_argument("--sampling", default="coreset", help="none, random or coreset")
-    p.add_argument("--ratio", type=float, default=0.1, help="fraction of patches kept")
-    p.add_argument("--k", type=int, default=1, help="neighbours averaged for a patch's score")
-    p.add_argument("--reweight", action="store_true", help="paper Eq. 7 image-score reweighting")
-    p.add_argument("--reweight-b", type=int, default=9)
-    p.add_argument("--embed-dim", type=int, default=None, help="reduce patches to this dim")
-    p.add_argument("--resize", type=int, default=256)
-    p.add_argument("--crop", type=int, default=224, help="centre crop; 0 keeps the whole image")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--search", default="exact", help="kNN backend: exact or faiss (extra)")
-
-
-def _model_kwargs(a: argparse.Namespace) -> dict:
-    return dict(backbone=a.backbone, layers=a.layers, weights=a.weights, sampling=a.sampling,
-                sampling_ratio=a.ratio, k=a.k, reweight=a.reweight, reweight_b=a.reweight_b,
-                embed_dim=a.embed_dim, resize=a.resize, crop=a.crop, device=a.device,
-                seed=a.seed, batch_size=a.batch_size, search=a.search)
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every verb (DESIGN.md sections 4 and 5)."""
     p = argparse.ArgumentParser(prog="python -m patchcore_lite", description=__doc__)
     sub = p.add_subparsers(dest="verb", required=True)
 
@@ -64,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fit", help="fit a model on good images and save it")
     f.add_argument("category_dir", help="MVTec category folder or a folder of good images")
     f.add_argument("--model", required=True, help="output model file (.pclite)")
-    _model_options(f)
+    add_model_options(f)
 
     pr = sub.add_parser("predict", help="score images with a saved model")
     pr.add_argument("--model", required=True)
@@ -80,16 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default=None, help="saved model; else fit on train/good")
     e.add_argument("--json", default=None)
     e.add_argument("--out", default=None, help="write a report (index.html and figures) here")
-    _model_options(e)
+    add_model_options(e)
 
-    from .bench import add_options  # stdlib only at import: cheap
+    from ..bench.run import add_options  # imports only the standard library: a fast start
 
     add_options(sub.add_parser("bench", help="time and size fit/predict for growing training sets"))
     return p
 
 
 def cmd_synth(a: argparse.Namespace) -> None:
-    from .synth import generate
+    """Write the embedded data set into a.data_dir."""
+    from ..datasets.synth import generate
 
     t0 = time.perf_counter()
     cats = generate(a.data_dir, seed=a.seed, n_train=a.n_train, n_test=a.n_test)
@@ -98,11 +80,10 @@ def cmd_synth(a: argparse.Namespace) -> None:
 
 
 def cmd_fit(a: argparse.Namespace) -> None:
-    from .data import good_images
-    from .model import PatchCore
+    """Fit on a category's train/good (or a folder of good images) and save the model."""
 
     images = good_images(a.category_dir)
-    model = PatchCore(**_model_kwargs(a))
+    model = PatchCore(**model_kwargs(a))
     _say(f"model: {model.describe()}")
     model.fit(images)
     path = model.save(a.model)
@@ -111,28 +92,13 @@ def cmd_fit(a: argparse.Namespace) -> None:
          f"weights {model.weights_used}")
 
 
-def _expand(paths: list[str]) -> list[Path]:
-    from .data import list_images
-
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += list_images(p)
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise PatchCoreError(f"{p}: no such file or folder")
-    return out
-
-
 def cmd_predict(a: argparse.Namespace) -> None:
-    from .model import PatchCore
+    """Score images with a saved model: one JSON line per image, overlays with --out."""
 
     model = PatchCore.load(a.model, device=a.device)
-    model.config.batch_size = a.batch_size
-    paths = _expand(a.images)
+    paths = walk_images(a.images)
     thr = model.threshold if a.threshold is None else a.threshold
-    scores, maps = model.predict(paths)
+    scores, maps = model.predict(paths, batch_size=a.batch_size)
     lines = [json.dumps(dict(path=str(p), score=float(s), threshold=float(thr),
                              anomalous=bool(s >= thr), weights=model.weights_used))
              for p, s in zip(paths, scores)]
@@ -140,14 +106,13 @@ def cmd_predict(a: argparse.Namespace) -> None:
         _write_overlays(model, paths, scores, maps, thr, Path(a.out))
     text = "\n".join(lines) + "\n"
     if a.json:
-        _atomic_write(Path(a.json), text)
+        io.write_text(a.json, text)
     else:
         sys.stdout.write(text)
 
 
 def _write_overlays(model, paths, scores, maps, thr, out: Path) -> None:
-    from . import plots
-    from .data import load_image
+    from ..evaluation import plots
 
     c, (lo, hi) = model.config, model.map_range
     for p, s, m in zip(paths, scores, maps):
@@ -155,32 +120,38 @@ def _write_overlays(model, paths, scores, maps, thr, out: Path) -> None:
         verdict = "ANOMALOUS" if s >= thr else "good"
         fig = plots.overlay(img, m, vmin=lo, vmax=hi, title=f"{p.name}: {s:.3g} ({verdict})",
                             subtitle=model.describe())
-        plots.save(fig, out / f"{p.stem}_overlay.png")
+        plots.save(fig, out / overlay_name(p))
+
+
+def overlay_name(path: Path) -> Path:
+    """Where an input's overlay goes under --out: its path as given, mirrored (crack/000.png ->
+    crack/000_overlay.png), so equal names in different folders never overwrite each other."""
+    parts = [q for q in Path(path).parts[:-1] if q not in (Path(path).anchor, "..", ".")]
+    return Path(*parts, f"{Path(path).stem}_overlay.png")
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
-    from .evaluate import evaluate
-    from .model import PatchCore
+    """Score a category's test set (fitting first unless --model); JSON, optional report."""
+    from ..evaluation.protocol import evaluate
 
     model = PatchCore.load(a.model, device=a.device) if a.model else None
-    kwargs = {} if model else _model_kwargs(a)
+    kwargs = {} if model else model_kwargs(a)
     if model is None:
-        from .data import test_samples
-
         test_samples(a.category_dir)  # layout errors before the "fitting" message
         _say(f"fitting on {a.category_dir}/train/good")
     ev = evaluate(a.category_dir, model, **kwargs)
     text = json.dumps(ev.summary, indent=2)
     if a.json:
-        _atomic_write(Path(a.json), text + "\n")
+        io.write_text(a.json, text + "\n")
     print(text)
     if a.out:
-        from .report import write_report
+        from ..evaluation.report import write_report
 
         _say(f"report: {write_report(a.out, [ev], f'patchcore-lite: {ev.category}')}")
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
+    """Generate the embedded data, fit and evaluate each category, write the report."""
     from .demo import run_demo
 
     run_demo(Path(a.out), weights=a.weights, device=a.device, seed=a.seed, n_train=a.n_train,
@@ -188,7 +159,8 @@ def cmd_demo(a: argparse.Namespace) -> None:
 
 
 def cmd_bench(a: argparse.Namespace) -> None:
-    from .bench import run
+    """Time and size fit and predict for growing training sets."""
+    from ..bench.run import run
 
     run(a)
 
@@ -197,18 +169,12 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 COMMANDS = dict(demo=cmd_demo, synth=cmd_synth, fit=cmd_fit, predict=cmd_predict,
                 evaluate=cmd_evaluate, bench=cmd_bench)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one verb; user errors print one `error:` line and return 2."""
     args = build_parser().parse_args(argv)
     warnings.formatwarning = lambda msg, cat, *rest: f"warning: {msg}\n"
     try:

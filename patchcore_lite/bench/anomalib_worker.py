@@ -12,7 +12,6 @@ of our selection: only the predict time is then comparable.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 
@@ -20,17 +19,14 @@ import torch
 from anomalib.models.components import KCenterGreedy
 from anomalib.models.image.patchcore.torch_model import PatchcoreModel
 
-from patchcore_lite import metrics, sampling
+from patchcore_lite import sampling
 from patchcore_lite.backbone import IMAGENET_MEAN, IMAGENET_STD
+from patchcore_lite.bench.common import peak_rss_mb
 from patchcore_lite.data import good_images, load_image, test_samples
-from patchcore_lite.evaluate import load_masks
+from patchcore_lite.evaluation.protocol import load_masks, score_test_set
 
 MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def batches(paths: list, size: int, resize: int, crop: int):
@@ -112,16 +108,16 @@ def main(spec: dict) -> dict:
         res.update(selection_seconds=None, fit_seconds=None)
     scores, maps, pred_s = predict(model, spec, [s.path for s in samples])
     masks = load_masks(samples, spec["resize"], spec["crop"])
-    labels, n = [s.label for s in samples], len(samples)
-    px = metrics.pixel_auroc(masks, maps.numpy()) if masks is not None else None
+    figures = score_test_set(samples, scores.numpy(), maps.numpy(), masks)
+    n = len(samples)
     return dict(
         res, n_train=len(train), n_test=n, n_patches=int(features.shape[0]),
         memory_bank_size=int(len(idx_a)), embed_images_per_s=len(train) / res["embed_seconds"],
         ours_selection_seconds=ours_s, ours_memory_bank_size=int(len(idx_o)),
         coverage=cov_a, ours_coverage=cov_o, predict_seconds=pred_s,
         predict_ms_per_image=1000 * pred_s / n, their_selection=spec.get("their_selection", True),
-        peak_rss_mb=peak_rss_mb(), baseline_rss_mb=base_rss, pixel_auroc=px,
-        image_auroc=metrics.image_auroc(labels, scores.numpy()), torch=torch.__version__,
+        peak_rss_mb=peak_rss_mb(), baseline_rss_mb=base_rss, pixel_auroc=figures["pixel_auroc"],
+        image_auroc=figures["image_auroc"], torch=torch.__version__,
         torch_threads=torch.get_num_threads(), num_neighbors=spec["num_neighbors"])
 
 

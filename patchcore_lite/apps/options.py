@@ -1,0 +1,55 @@
+"""The one table of model options shared by `fit`, `evaluate` and `bench` (DESIGN.md section 4).
+
+Each row: flag, PatchCore keyword, type, default, help. A new model option is one new row.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import NamedTuple
+
+
+class Option(NamedTuple):
+    flag: str
+    kwarg: str
+    type: type | None  # None: a switch (store_true)
+    default: object
+    help: str
+
+
+MODEL_OPTIONS = (
+    Option("--backbone", "backbone", str, "resnet18", "torchvision CNN (resnet18, "
+           "wide_resnet50_2, mobilenet_v2, ...)"),
+    Option("--layers", "layers", str, "layer2,layer3", "comma-separated module names "
+           "(dotted for nested ones, e.g. features.6)"),
+    Option("--weights", "weights", str, "auto", "auto, imagenet, none or a state-dict file"),
+    Option("--sampling", "sampling", str, "coreset", "none, random or coreset"),
+    Option("--ratio", "sampling_ratio", float, 0.1, "fraction of patches kept"),
+    Option("--k", "k", int, 1, "neighbours averaged for a patch's score"),
+    Option("--reweight", "reweight", None, False, "paper Eq. 7 image-score reweighting"),
+    Option("--reweight-b", "reweight_b", int, 9, "neighbourhood size of Eq. 7"),
+    Option("--embed-dim", "embed_dim", int, None, "reduce patches to this dim (default: keep "
+           "the concatenation)"),
+    Option("--resize", "resize", int, 256, "square resize of every image"),
+    Option("--crop", "crop", int, 224, "centre crop; 0 keeps the whole image"),
+    Option("--device", "device", str, "cpu", "cpu, cuda or cuda:N"),
+    Option("--seed", "seed", int, 0, "random init, sampling and threshold seed"),
+    Option("--batch-size", "batch_size", int, 16, "images per forward pass"),
+    Option("--search", "search", str, "exact", "kNN backend: exact or faiss (extra)"),
+)
+
+
+def add_model_options(p: argparse.ArgumentParser, **defaults) -> None:
+    """Add every row of MODEL_OPTIONS to parser `p`; `defaults` overrides some (weights=...)."""
+    for o in MODEL_OPTIONS:
+        default = defaults.get(o.kwarg, o.default)
+        if o.type is None:
+            p.add_argument(o.flag, dest=o.kwarg, action="store_true", help=o.help)
+        else:
+            p.add_argument(o.flag, dest=o.kwarg, type=o.type, default=default,
+                           help=f"{o.help} [{default}]")
+
+
+def model_kwargs(a: argparse.Namespace) -> dict:
+    """PatchCore keyword arguments from parsed options."""
+    return {o.kwarg: getattr(a, o.kwarg) for o in MODEL_OPTIONS}

@@ -1,0 +1,1 @@
+"""Data sets: the embedded (generated) data set and the cache of fitted models."""

@@ -1,0 +1,1 @@
+"""Teaching layer: the notebooks' views, widget apps and self-checks."""

@@ -1,0 +1,123 @@
+"""The package's shape: no import cycle, a core free of plotting and widgets, short documented
+functions. These read the source with `ast`; nothing here runs the method."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "patchcore_lite"
+CORE = ("data", "backbone", "embedding", "sampling", "bounds", "knn", "ann", "maps", "model",
+        "io", "errors", "_version")
+NO_VIEW_LIBS = ("matplotlib", "plotly", "ipywidgets", "sklearn")
+MAX_LINES = 60
+EXEMPT_LENGTH = ("teaching/", "apps/live.py")  # architecture part 2 splits these
+DOCUMENTED = ("", "evaluation/", "datasets/", "apps/", "bench/")  # "" = the core at the root
+
+
+def modules() -> dict[str, Path]:
+    """Dotted module name -> file, for every module of the package."""
+    out = {}
+    for f in sorted(PKG.rglob("*.py")):
+        parts = f.relative_to(PKG.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = f
+    return out
+
+
+def imports(name: str, path: Path, known: dict) -> set[str]:
+    """Package modules that `name` imports (anywhere in the file), `from . import x` as x."""
+    pkg = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name in known}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = pkg.split(".")
+                up = up[:len(up) - node.level + 1]
+                base = ".".join(up + ([base] if base else []))
+            for a in node.names:
+                sub = f"{base}.{a.name}"
+                found.add(sub if sub in known else base)
+    return {m for m in found if m in known and m != name}
+
+
+def test_no_import_cycle():
+    known = modules()
+    graph = {m: imports(m, p, known) for m, p in known.items()}
+    state: dict[str, int] = {}
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                cycle = path[path.index(n):] + [n] if n in path else [m, n]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if n not in state:
+                visit(n, path + [n])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert graph["patchcore_lite.model"] >= {"patchcore_lite.knn", "patchcore_lite.io"}
+
+
+def test_the_walk_sees_relative_imports():
+    known = modules()
+    got = imports("patchcore_lite.evaluation.report", known["patchcore_lite.evaluation.report"],
+                  known)
+    assert {"patchcore_lite.evaluation.plots", "patchcore_lite.evaluation.protocol"} <= got
+
+
+@pytest.mark.parametrize("group", ["core", "evaluation"])
+def test_core_and_evaluation_import_no_plotting_or_widgets(group):
+    mods = ([f"patchcore_lite.{m}" for m in CORE] if group == "core" else
+            ["patchcore_lite.evaluation.counts", "patchcore_lite.evaluation.protocol"])
+    banned = NO_VIEW_LIBS if group == "core" else NO_VIEW_LIBS[:3]  # metrics uses sklearn
+    code = (f"import sys, importlib\nfor m in {mods!r}: importlib.import_module(m)\n"
+            f"print(sorted(b for b in {banned!r} if b in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"{group} imports {out.stdout.strip()}"
+
+
+def functions(path: Path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(PKG).as_posix()
+
+
+def test_no_long_functions():
+    long = [f"{rel(p)}:{f.lineno} {f.name} ({f.end_lineno - f.lineno + 1} lines)"
+            for p in PKG.rglob("*.py") if not rel(p).startswith(EXEMPT_LENGTH)
+            for f in functions(p) if f.end_lineno - f.lineno + 1 > MAX_LINES]
+    assert not long, long
+
+
+def _public_functions(path: Path):
+    """Module-level functions and methods of public classes, without a leading underscore."""
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            yield node.name, node
+        if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            for f in node.body:
+                if isinstance(f, ast.FunctionDef) and not f.name.startswith("_"):
+                    yield f"{node.name}.{f.name}", f
+
+
+def test_public_functions_have_docstrings():
+    missing = [f"{rel(p)}: {name}" for p in PKG.rglob("*.py")
+               if any(rel(p).startswith(d) if d else "/" not in rel(p) for d in DOCUMENTED)
+               for name, f in _public_functions(p) if not ast.get_docstring(f)]
+    assert not missing, missing
