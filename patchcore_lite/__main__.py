@@ -1,7 +1,12 @@
-"""Entry point: python -m patchcore_lite VERB ..."""
+"""Entry point: python -m patchcore_lite VERB ... (Ctrl-C at any moment ends with exit 130)."""
 
 import sys
 
-from .apps.cli import main
+try:
+    from .apps.cli import main
 
-sys.exit(main())
+    code = main()
+except KeyboardInterrupt:
+    print("error: interrupted", file=sys.stderr)
+    code = 130
+sys.exit(code)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .errors import PatchCoreError
+
 
 def aggregate(feat: torch.Tensor, size: int = 3) -> torch.Tensor:
     """(B, C, h, w) -> (B, C, h, w): mean over each size x size neighbourhood (stride 1).
@@ -30,6 +32,10 @@ def fuse(feats: list[torch.Tensor]) -> torch.Tensor:
 
 def reduce_dim(feats: list[torch.Tensor], dim: int) -> torch.Tensor:
     """Official-code style reduction: pool each layer's vector to `dim`, then the stack to `dim`."""
+    total = sum(f.shape[1] for f in feats)
+    if dim > total:
+        raise PatchCoreError(f"--embed-dim: {dim} is above the feature dimension {total} of these "
+                             "layers (reduction cannot add information)")
     per_layer = [_pool_channels(f, dim) for f in feats]  # each (B, dim, h, w)
     return _pool_channels(torch.cat(per_layer, dim=1), dim)
 

@@ -16,66 +16,12 @@ from tqdm.auto import tqdm
 from . import ann, embedding, io, knn, maps, sampling
 from ._version import __version__
 from .backbone import FeatureExtractor, describe_weights, load_backbone, state_dict_hash
-from .data import ImageSet, good_images
+from .config import Config, check_header
+from .data import ImageSet
 from .errors import PatchCoreError
 
 THRESHOLD_QUANTILE = 0.99  # default threshold: this quantile of leave-one-out good scores
 THRESHOLD_MAX_IMAGES = 50  # training images scored (without their own patches) to learn it
-
-
-@dataclass
-class Config:
-    """Everything that defines a fitted model (saved with it); the device is not part of it."""
-
-    backbone: str = "resnet18"
-    layers: tuple[str, ...] = ("layer2", "layer3")
-    weights: str | None = "auto"
-    sampling: str = "coreset"
-    sampling_ratio: float = 0.1
-    k: int = 1
-    reweight: bool = False
-    reweight_b: int = 9
-    embed_dim: int | None = None
-    resize: int = 256
-    crop: int = 224
-    seed: int = 0
-    batch_size: int = 16
-    proj_dim: int | None = None  # coreset on a random projection; None: the full embedding
-    search: str = "exact"  # kNN backend: exact (blocked, pruned on CPU) or faiss (optional extra)
-
-    def check(self) -> None:
-        """Reject bad settings with a message that names the argument."""
-        if isinstance(self.layers, str):
-            self.layers = tuple(s.strip() for s in self.layers.split(",") if s.strip())
-        self.layers = tuple(self.layers)
-        if not self.layers:
-            raise PatchCoreError("--layers: give at least one layer name")
-        if self.sampling not in sampling.SAMPLING_METHODS:
-            raise PatchCoreError(f"--sampling: unknown method '{self.sampling}' "
-                                 f"(one of {', '.join(sampling.SAMPLING_METHODS)})")
-        sampling.check_ratio(self.sampling_ratio)
-        for name in ("k", "reweight_b", "resize", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise PatchCoreError(f"--{name.replace('_', '-')}: must be >= 1, "
-                                     f"got {getattr(self, name)}")
-        if self.crop < 0 or self.crop > self.resize:
-            raise PatchCoreError(f"--crop: must be in [0, --resize={self.resize}], got {self.crop}")
-        if self.input_size < 32:
-            raise PatchCoreError(f"--resize/--crop: input must be at least 32 px, got "
-                                 f"{self.input_size}")
-        if len(set(self.layers)) != len(self.layers):
-            raise PatchCoreError(f"--layers: a layer is listed twice: {','.join(self.layers)}")
-        if self.embed_dim is not None and self.embed_dim < 1:
-            raise PatchCoreError(f"--embed-dim: must be >= 1, got {self.embed_dim}")
-        if self.search not in ("exact", "faiss"):
-            raise PatchCoreError(f"--search: unknown backend '{self.search}' (exact or faiss)")
-        if self.search == "faiss":
-            ann.require()
-
-    @property
-    def input_size(self) -> int:
-        """Side of the square model input: the crop, or the resize when there is no crop."""
-        return self.crop or self.resize
 
 
 @dataclass
@@ -99,12 +45,7 @@ class PatchCore:
         self.config = Config(backbone=backbone, layers=layers, weights=weights, sampling=sampling,
                              sampling_ratio=sampling_ratio, k=k, seed=seed, **options)
         self.config.check()
-        try:
-            self.device = torch.device(device)
-        except RuntimeError:
-            raise PatchCoreError(f"--device: unknown device '{device}' (cpu, cuda or cuda:N)")
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise PatchCoreError("--device: cuda requested but no CUDA device is available")
+        self.device = _device(device)
         self.progress = progress
         self.net, self.weights_used = load_backbone(backbone, weights, seed)  # the full network
         # channels-last convolutions run ~1.4x faster on CPUs (oneDNN), and suit GPUs too
@@ -135,7 +76,8 @@ class PatchCore:
     # ---- features ----------------------------------------------------------------------
     def loader(self, images, batch_size: int | None = None) -> torch.utils.data.DataLoader:
         """Batches of preprocessed (B, 3, S, S) images in [0, 1] (resize, then centre crop)."""
-        ds = ImageSet(images, self.config.resize, self.config.crop)
+        ds = images if isinstance(images, ImageSet) else ImageSet(images, self.config.resize,
+                                                                    self.config.crop)
         return torch.utils.data.DataLoader(ds, batch_size=batch_size or self.config.batch_size)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,19 +105,24 @@ class PatchCore:
     def fit(self, images) -> PatchCore:
         """Build the memory bank from good images and learn the default threshold."""
         t0 = time.perf_counter()
-        image_list = list(images) if not isinstance(images, (str, Path, torch.Tensor)) else images
-        feats = self.features(image_list, "embed train")  # (N, h, w, D)
+        ds = ImageSet(images, self.config.resize, self.config.crop)  # checked before any work
+        if len(ds) < 2:
+            where = f" in {images}" if isinstance(images, (str, Path)) else ""
+            raise PatchCoreError(f"images: need at least 2 good training images, got "
+                                 f"{len(ds)}{where}")
+        feats = self.features(ds, "embed train")  # (N, h, w, D)
         n, h, w, d = feats.shape
-        if n < 2:
-            raise PatchCoreError("images: need at least 2 good training images")
         flat = feats.reshape(-1, d)  # (N*h*w, D)
         t1 = time.perf_counter()
         c = self.config
         idx = sampling.subsample(flat, c.sampling, c.sampling_ratio, c.seed, c.proj_dim,
                                  self.progress).to(flat.device)
         t2 = time.perf_counter()
+        if c.k > len(idx):
+            raise PatchCoreError(f"--k: {c.k} neighbours but the memory bank has only {len(idx)} "
+                                 "patches")
         self.bank = Bank(flat[idx].clone(), (idx // (h * w)).int(), (idx % (h * w)).int(), (h, w),
-                         _names(image_list))
+                         _names(ds.images))
         del flat
         self._learn_threshold(feats)
         self.info = dict(n_train=n, n_patches=n * h * w, memory_bank_size=len(idx), embed_dim=d,
@@ -198,6 +145,10 @@ class PatchCore:
             scores.append(s)
             good_maps.append(m)
         scores_t = torch.cat(scores)
+        if not bool(torch.isfinite(scores_t).all()):
+            bad = chosen[int(torch.nonzero(~torch.isfinite(scores_t))[0])]
+            raise PatchCoreError(f"images: training image {self.bank.train_images[bad]} scores "
+                                 "NaN or inf (non-finite pixel values?)")
         self.threshold = float(torch.quantile(scores_t.double(), THRESHOLD_QUANTILE))
         self.map_range = maps.color_scale(torch.cat(good_maps), self.threshold)
         self.threshold_info = dict(method="leave-one-image-out quantile",
@@ -230,13 +181,14 @@ class PatchCore:
         return image, maps.anomaly_map(patch, (s, s), sigma), patch
 
     def predict(self, images, return_patches: bool = False, batch_size: int | None = None,
-                progress: bool | None = None):
-        """Image scores (N,) and anomaly maps (N, S, S), numpy, at the model input size."""
+                progress: bool | None = None, k: int | None = None):
+        """Image scores (N,) and anomaly maps (N, S, S), numpy, at the model input size; `k`
+        overrides the model's neighbours for this call."""
         if self.bank is None:
             raise PatchCoreError("model: call fit() (or PatchCore.load) before predict()")
         scores, amaps, patches = [], [], []
         for x in self._bar(self.loader(images, batch_size), "predict", progress):
-            s, m, p = self.score_features(self.embed(x))
+            s, m, p = self.score_features(self.embed(x), k=k)
             scores.append(s.cpu())
             amaps.append(m.cpu())
             patches.append(p.cpu())
@@ -254,20 +206,28 @@ class PatchCore:
         return knn.knn(queries, bank, k, bound=bound or (self.bank_bound() if fitted else None))
 
     # ---- save / load -------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write the fitted model to `path` (safetensors + JSON header, atomically)."""
+    def save(self, path: str | Path, key: bytes | None = None) -> Path:
+        """Write the fitted model to `path` (safetensors + JSON header, atomically); signed with
+        HMAC-SHA256 when a `key` is given."""
         if self.bank is None:
             raise PatchCoreError("model: nothing to save, call fit() first")
         b = self.bank
         tensors = dict(patches=b.patches.float(), image=b.image.int(), pos=b.pos.int())
-        return io.write_model_file(path, self.header(), tensors)
+        return io.write_model_file(path, self.header(), tensors, key)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu", progress: bool = True) -> PatchCore:
+    def load(cls, path: str | Path, device: str = "cpu", progress: bool = True,
+             key: bytes | None = None) -> PatchCore:
         """Rebuild a saved model; refuses backbone weights other than the bank was built with."""
-        header, t = io.read_model_file(path)
+        header, t = io.read_model_file(path, key)
+        check_header(header, {k: tuple(v.shape) for k, v in t.items()}, path)
+        _check_bank_indices(t, header, path)
         cfg = dict(header["config"])
         cfg["weights"] = {"random": "none"}.get(header["weights"], header["weights"])
+        try:
+            Config(**{k: v for k, v in cfg.items() if k != "weights"}).check()
+        except PatchCoreError as e:
+            raise PatchCoreError(f"{path}: malformed model header ({e}); refusing to load it")
         model = cls(device=device, progress=progress, **cfg)
         if model.weights_sha256 != header["weights_sha256"]:
             raise PatchCoreError(
@@ -293,10 +253,35 @@ class PatchCore:
                     info=self.info, version=__version__)
 
 
+def _device(device) -> torch.device:
+    """cpu, cuda or cuda:N, checked: other devices (mps, xpu, meta) are refused by name."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise PatchCoreError(f"--device: unknown device '{device}' (cpu, cuda or cuda:N)")
+    if dev.type not in ("cpu", "cuda"):
+        raise PatchCoreError(f"--device: '{device}' is not supported (cpu, cuda or cuda:N)")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PatchCoreError("--device: cuda requested but no CUDA device is available")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise PatchCoreError(f"--device: {device}: only {torch.cuda.device_count()} CUDA devices")
+    return dev
+
+
+def _check_bank_indices(t: dict, header: dict, path) -> None:
+    """Every bank patch names a saved training image and a cell of the grid."""
+    h, w = header["grid"]
+    n = len(header["train_images"])
+    if t["patches"].dtype != torch.float32 or not bool(torch.isfinite(t["patches"]).all()):
+        raise PatchCoreError(f"{path}: malformed model (bank patches are not finite float32)")
+    for name, top in (("image", n), ("pos", h * w)):
+        v = t[name]
+        if v.dtype != torch.int32 or (len(v) and (int(v.min()) < 0 or int(v.max()) >= top)):
+            raise PatchCoreError(f"{path}: malformed model ('{name}' indices out of range)")
+
+
 def _names(images) -> list[str]:
     """Printable names of training images (paths as given; in-memory images by index)."""
-    if isinstance(images, (str, Path)):
-        return [str(p) for p in good_images(images)]
     return [str(im) if isinstance(im, (str, Path)) else f"<image {i}>"
             for i, im in enumerate(images)]
 

@@ -212,7 +212,7 @@ def test_failed_save_leaves_existing_file_alone(saved, tmp_path, monkeypatch, fi
         raise OSError("No space left on device")
 
     monkeypatch.setattr(patchcore_lite.io, "save_file", half_written)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(PatchCoreError, match="cannot write .*No space"):
         fitted.save(path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pclite"]  # no temp file left

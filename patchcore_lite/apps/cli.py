@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -18,14 +19,29 @@ from .. import io
 from ..data import good_images, load_image, test_samples, walk_images
 from ..errors import PatchCoreError
 from ..model import PatchCore
-from .options import add_model_options, model_kwargs
+from .options import (
+    add_model_options,
+    finite_float,
+    model_kwargs,
+    positive_int,
+    saved_model_options,
+)
 
 DEFAULT_DEMO_OUT = "runs/demo"
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one `error:` line (exit 2) like every other user error."""
+
+    def error(self, message: str):
+        """Print `error: message` and exit 2 (argparse prints a usage block instead)."""
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every verb (DESIGN.md sections 4 and 5)."""
-    p = argparse.ArgumentParser(prog="python -m patchcore_lite", description=__doc__)
+    p = Parser(prog="python -m patchcore_lite", description=__doc__)
     sub = p.add_subparsers(dest="verb", required=True)
 
     d = sub.add_parser("demo", help="generate the embedded data set, fit, evaluate, write a report")
@@ -35,32 +51,37 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--n-train", type=int, default=None, help="smaller data set for a quick look")
     d.add_argument("--n-test", type=int, default=None)
+    d.add_argument("--force", action="store_true", help="replace output the kit did not write")
 
     s = sub.add_parser("synth", help="write the embedded data set (MVTec layout)")
     s.add_argument("data_dir")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--n-train", type=int, default=None)
     s.add_argument("--n-test", type=int, default=None)
+    s.add_argument("--force", action="store_true", help="replace data the kit did not write")
 
     f = sub.add_parser("fit", help="fit a model on good images and save it")
     f.add_argument("category_dir", help="MVTec category folder or a folder of good images")
     f.add_argument("--model", required=True, help="output model file (.pclite)")
+    f.add_argument("--key", default=None, help="sign the model with the key in this file")
     add_model_options(f)
 
     pr = sub.add_parser("predict", help="score images with a saved model")
     pr.add_argument("--model", required=True)
     pr.add_argument("images", nargs="+", help="image files or folders")
     pr.add_argument("--out", default=None, help="write a heatmap overlay PNG per image here")
-    pr.add_argument("--threshold", type=float, default=None)
+    pr.add_argument("--threshold", type=finite_float, default=None)
     pr.add_argument("--json", default=None, help="write JSON lines here instead of stdout")
     pr.add_argument("--device", default="cpu")
-    pr.add_argument("--batch-size", type=int, default=16)
+    pr.add_argument("--batch-size", type=positive_int, default=16)
+    pr.add_argument("--key", default=None, help="key file of a signed model")
 
     e = sub.add_parser("evaluate", help="score a category's test set (MVTec protocol)")
     e.add_argument("category_dir")
     e.add_argument("--model", default=None, help="saved model; else fit on train/good")
     e.add_argument("--json", default=None)
     e.add_argument("--out", default=None, help="write a report (index.html and figures) here")
+    e.add_argument("--key", default=None, help="key file of a signed model")
     add_model_options(e)
 
     from ..bench.run import add_options  # imports only the standard library: a fast start
@@ -74,19 +95,20 @@ def cmd_synth(a: argparse.Namespace) -> None:
     from ..datasets.synth import generate
 
     t0 = time.perf_counter()
-    cats = generate(a.data_dir, seed=a.seed, n_train=a.n_train, n_test=a.n_test)
+    cats = generate(a.data_dir, seed=a.seed, n_train=a.n_train, n_test=a.n_test, force=a.force)
     print(f"wrote {len(cats)} categories to {a.data_dir} in {time.perf_counter() - t0:.1f} s: "
           + ", ".join(c.name for c in cats))
 
 
 def cmd_fit(a: argparse.Namespace) -> None:
     """Fit on a category's train/good (or a folder of good images) and save the model."""
-
+    io.check_writable(a.model, "--model")  # before the slow work
+    key = io.read_key(a.key)
     images = good_images(a.category_dir)
     model = PatchCore(**model_kwargs(a))
     _say(f"model: {model.describe()}")
     model.fit(images)
-    path = model.save(a.model)
+    path = model.save(a.model, key)
     _say(f"saved {path}: {model.info['memory_bank_size']} bank patches from "
          f"{model.info['n_train']} images, threshold {model.threshold:.4g}, "
          f"weights {model.weights_used}")
@@ -94,13 +116,14 @@ def cmd_fit(a: argparse.Namespace) -> None:
 
 def cmd_predict(a: argparse.Namespace) -> None:
     """Score images with a saved model: one JSON line per image, overlays with --out."""
-
-    model = PatchCore.load(a.model, device=a.device)
+    if a.json:
+        io.check_writable(a.json, "--json")
+    model = PatchCore.load(a.model, device=a.device, key=io.read_key(a.key))
     paths = walk_images(a.images)
     thr = model.threshold if a.threshold is None else a.threshold
     scores, maps = model.predict(paths, batch_size=a.batch_size)
     lines = [json.dumps(dict(path=str(p), score=float(s), threshold=float(thr),
-                             anomalous=bool(s >= thr), weights=model.weights_used))
+                             anomalous=not bool(s < thr), weights=model.weights_used))
              for p, s in zip(paths, scores)]
     if a.out:
         _write_overlays(model, paths, scores, maps, thr, Path(a.out))
@@ -117,7 +140,7 @@ def _write_overlays(model, paths, scores, maps, thr, out: Path) -> None:
     c, (lo, hi) = model.config, model.map_range
     for p, s, m in zip(paths, scores, maps):
         img = load_image(p, c.resize, c.crop).permute(1, 2, 0).numpy()
-        verdict = "ANOMALOUS" if s >= thr else "good"
+        verdict = "good" if s < thr else "ANOMALOUS"  # a NaN score never passes
         fig = plots.overlay(img, m, vmin=lo, vmax=hi, title=f"{p.name}: {s:.3g} ({verdict})",
                             subtitle=model.describe())
         plots.save(fig, out / overlay_name(p))
@@ -133,10 +156,14 @@ def overlay_name(path: Path) -> Path:
 def cmd_evaluate(a: argparse.Namespace) -> None:
     """Score a category's test set (fitting first unless --model); JSON, optional report."""
     from ..evaluation.protocol import evaluate
-
-    model = PatchCore.load(a.model, device=a.device) if a.model else None
-    kwargs = {} if model else model_kwargs(a)
-    if model is None:
+    if a.json:
+        io.check_writable(a.json, "--json")
+    model, kwargs = None, model_kwargs(a)
+    if a.model:
+        model = PatchCore.load(a.model, device=a.device, key=io.read_key(a.key))
+        kwargs = saved_model_options(a, model.config)
+        kwargs.pop("device", None)  # already on it
+    else:
         test_samples(a.category_dir)  # layout errors before the "fitting" message
         _say(f"fitting on {a.category_dir}/train/good")
     ev = evaluate(a.category_dir, model, **kwargs)
@@ -155,7 +182,7 @@ def cmd_demo(a: argparse.Namespace) -> None:
     from .demo import run_demo
 
     run_demo(Path(a.out), weights=a.weights, device=a.device, seed=a.seed, n_train=a.n_train,
-             n_test=a.n_test)
+             n_test=a.n_test, force=a.force)
 
 
 def cmd_bench(a: argparse.Namespace) -> None:
@@ -185,4 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader closed the pipe: say so once, not with a traceback
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more reaches the pipe
+        print("error: stdout: the reader closed the pipe", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, read-only folder, a path that is a file's child, ...
+        where = e.filename if e.filename is not None else "output"
+        print(f"error: {where}: {e.strerror or e}", file=sys.stderr)
+        return 2
     return 0

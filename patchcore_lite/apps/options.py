@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import NamedTuple
 
+from ..errors import PatchCoreError
+
 
 class Option(NamedTuple):
     flag: str
@@ -15,6 +17,22 @@ class Option(NamedTuple):
     type: type | None  # None: a switch (store_true)
     default: object
     help: str
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a number that is not NaN or infinite."""
+    v = float(text)
+    if v != v or v in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return v
 
 
 MODEL_OPTIONS = (
@@ -25,7 +43,7 @@ MODEL_OPTIONS = (
     Option("--weights", "weights", str, "auto", "auto, imagenet, none or a state-dict file"),
     Option("--sampling", "sampling", str, "coreset", "none, random or coreset"),
     Option("--ratio", "sampling_ratio", float, 0.1, "fraction of patches kept"),
-    Option("--k", "k", int, 1, "neighbours averaged for a patch's score"),
+    Option("--k", "k", positive_int, 1, "neighbours averaged for a patch's score"),
     Option("--reweight", "reweight", None, False, "paper Eq. 7 image-score reweighting"),
     Option("--reweight-b", "reweight_b", int, 9, "neighbourhood size of Eq. 7"),
     Option("--embed-dim", "embed_dim", int, None, "reduce patches to this dim (default: keep "
@@ -34,9 +52,28 @@ MODEL_OPTIONS = (
     Option("--crop", "crop", int, 224, "centre crop; 0 keeps the whole image"),
     Option("--device", "device", str, "cpu", "cpu, cuda or cuda:N"),
     Option("--seed", "seed", int, 0, "random init, sampling and threshold seed"),
-    Option("--batch-size", "batch_size", int, 16, "images per forward pass"),
+    Option("--batch-size", "batch_size", positive_int, 16, "images per forward pass"),
     Option("--search", "search", str, "exact", "kNN backend: exact or faiss (extra)"),
 )
+
+
+SCORING_TIME = ("k", "device", "batch_size")  # options a saved model can take when it scores
+
+
+def saved_model_options(a: argparse.Namespace, config) -> dict:
+    """With --model, the options given that apply when scoring ({kwarg: value}); any other
+    option given with a value other than the model's is refused by name."""
+    given = {o.kwarg: getattr(a, o.kwarg) for o in MODEL_OPTIONS
+             if getattr(a, o.kwarg) != o.default}
+    for o in MODEL_OPTIONS:
+        if o.kwarg in given and o.kwarg not in SCORING_TIME:
+            saved = getattr(config, o.kwarg, None)
+            if o.kwarg == "layers":
+                saved = ",".join(saved)
+            if given[o.kwarg] != saved:
+                raise PatchCoreError(f"{o.flag}: the saved model was fitted with {saved!r}; "
+                                     f"it cannot change with --model (fit again instead)")
+    return {k: v for k, v in given.items() if k in SCORING_TIME}
 
 
 def add_model_options(p: argparse.ArgumentParser, **defaults) -> None:

@@ -106,7 +106,7 @@ def check_comparable(a) -> None:
 
 def worker_spec(a, data: Path, n_train: int, state_dict: Path) -> dict:
     """Same images, backbone weights, layers, preprocessing, ratio and image score as ours."""
-    from ..model import Config
+    from ..config import Config
 
     return dict(data=str(data), n_train=n_train, backbone=a.backbone,
                 layers=[s.strip() for s in a.layers.split(",")], state_dict=str(state_dict),

@@ -382,13 +382,40 @@ def _write(cat_dir: Path, seed: int, split: str, kind: str, i: int) -> None:
     _save(_camera(rng, img), cat_dir / split / kind / f"{i:03d}.png")
 
 
+STAMP = ".patchcore-lite-synth"  # in each category the generator wrote: it may replace it
+LEGACY_STAMPS = (".bench.json",)  # older kit stamps in a category; the data root's .complete
+
+
+def kit_made(cat_dir: Path) -> bool:
+    """The category folder holds no data, or data this generator wrote (it carries a stamp)."""
+    if not any((cat_dir / sub).exists() for sub in ("train", "test", "ground_truth")):
+        return True
+    return any((cat_dir / s).is_file() for s in (STAMP, *LEGACY_STAMPS)) or (
+        cat_dir.parent / ".complete").is_file()
+
+
+def _claim(dirs: list[Path], force: bool) -> None:
+    """Refuse to replace a category the user made (unless forced); then clear the kit's own."""
+    for d in dirs:
+        if not force and not kit_made(d):
+            raise PatchCoreError(f"{d}: holds data the kit did not generate; refusing to replace "
+                                 "it (choose another folder, or --force)")
+    for d in dirs:
+        for sub in ("train", "test", "ground_truth"):
+            shutil.rmtree(d / sub, ignore_errors=True)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / STAMP).write_text("written by patchcore_lite.datasets.synth.generate\n")
+
+
 def generate(root: str | Path, seed: int = 0, n_train: int | None = None,
-             n_test: int | None = None, categories: Sequence[str] | None = None) -> list[Path]:
+             n_test: int | None = None, categories: Sequence[str] | None = None,
+             force: bool = False) -> list[Path]:
     """Write the embedded data set under `root` (MVTec AD layout) and return the category dirs.
 
     Same seed, same bytes. Each image has its own random stream keyed by (seed, category, split,
     defect type, index), so changing n_train or n_test leaves the other images unchanged.
-    Existing train/test/ground_truth folders of the generated categories are replaced.
+    Existing train/test/ground_truth folders of categories the generator wrote are replaced;
+    a category folder with other data is refused unless `force`.
     """
     n_train = N_TRAIN if n_train is None else int(n_train)
     n_test = N_TEST if n_test is None else int(n_test)
@@ -404,9 +431,7 @@ def generate(root: str | Path, seed: int = 0, n_train: int | None = None,
             raise PatchCoreError(f"--n-test: need >= {len(_DEFECTS[c]) + 1} for '{c}' "
                                  f"(good + one per defect type), got {n_test}")
     dirs = [Path(root) / c for c in categories]
-    for d in dirs:
-        for sub in ("train", "test", "ground_truth"):
-            shutil.rmtree(d / sub, ignore_errors=True)
+    _claim(dirs, force)
     for name in _TINTS:
         _photo(name)  # load the photographs once, before the threads start
     jobs = [(d, seed, *job) for d in dirs for job in _jobs(d.name, n_train, n_test)]

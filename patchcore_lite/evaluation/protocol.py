@@ -74,23 +74,28 @@ def score_test_set(samples: list[Sample], scores: np.ndarray, maps: np.ndarray,
 
 
 def evaluate(category: str | Path, model: PatchCore | None = None, **options) -> Evaluation:
-    """Fit on <category>/train/good (unless `model` is given), score <category>/test/*."""
+    """Fit on <category>/train/good (unless `model` is given), score <category>/test/*.
+
+    With a model, `options` may hold only what applies when scoring: k and batch_size."""
     category = Path(category)
     samples = test_samples(category)  # layout errors before any slow work
+    scoring = {}
     if model is None:
         model = PatchCore(**options)
         masks = load_masks(samples, model.config.resize, model.config.crop)
         model.fit(good_images(category))
     else:
+        scoring = dict(options)
         masks = load_masks(samples, model.config.resize, model.config.crop)
     t0 = time.perf_counter()
-    scores, amaps = model.predict([s.path for s in samples])
+    scores, amaps = model.predict([s.path for s in samples], **scoring)
     per_image = (time.perf_counter() - t0) / len(samples)
-    summary = dict(score_test_set(samples, scores, amaps, masks), **settings(model, per_image))
+    summary = dict(score_test_set(samples, scores, amaps, masks),
+                   **settings(model, per_image, scoring.get("k")))
     return Evaluation(category.name, samples, scores, amaps, masks, summary, model)
 
 
-def settings(model: PatchCore, predict_seconds: float) -> dict:
+def settings(model: PatchCore, predict_seconds: float, scoring_k: int | None = None) -> dict:
     """The rest of DESIGN.md section 4's JSON: threshold, sizes, timings and every setting."""
     c = model.config
     return dict(
@@ -106,7 +111,7 @@ def settings(model: PatchCore, predict_seconds: float) -> dict:
         layers=list(c.layers),
         sampling=c.sampling,
         ratio=None if c.sampling == "none" else c.sampling_ratio,
-        k=c.k,
+        k=c.k if scoring_k is None else scoring_k,
         reweight=c.reweight,
         embed_dim_option=c.embed_dim,
         resize=c.resize,

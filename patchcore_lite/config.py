@@ -1,0 +1,137 @@
+"""What defines a model: its settings (`Config`), checked by name, and the saved header's schema.
+
+Every setting a user can get wrong is refused with the name of its command-line flag, before any
+slow work. A saved header is checked against its schema before any of it is used, so a file
+whose checksum is valid but whose header is malformed fails with one line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from . import ann, sampling
+from .errors import PatchCoreError
+
+MAX_RESIZE = 1024  # larger inputs need tiling: memory grows with the square of the side
+INT_FIELDS = ("k", "reweight_b", "resize", "crop", "seed", "batch_size")
+SEED_MAX = 2**63 - 1  # torch.manual_seed's limit
+
+
+def _flag(name: str) -> str:
+    return "--" + {"sampling_ratio": "ratio"}.get(name, name).replace("_", "-")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@dataclass
+class Config:
+    """Everything that defines a fitted model (saved with it); the device is not part of it."""
+
+    backbone: str = "resnet18"
+    layers: tuple[str, ...] = ("layer2", "layer3")
+    weights: str | None = "auto"
+    sampling: str = "coreset"
+    sampling_ratio: float = 0.1
+    k: int = 1
+    reweight: bool = False
+    reweight_b: int = 9
+    embed_dim: int | None = None
+    resize: int = 256
+    crop: int = 224
+    seed: int = 0
+    batch_size: int = 16
+    proj_dim: int | None = None  # coreset on a random projection; None: the full embedding
+    search: str = "exact"  # kNN backend: exact (blocked, pruned on CPU) or faiss (optional extra)
+
+    def check(self) -> None:
+        """Reject bad settings with a message that names the argument."""
+        self._check_types()
+        if not self.layers:
+            raise PatchCoreError("--layers: give at least one layer name")
+        if len(set(self.layers)) != len(self.layers):
+            raise PatchCoreError(f"--layers: a layer is listed twice: {','.join(self.layers)}")
+        if self.sampling not in sampling.SAMPLING_METHODS:
+            raise PatchCoreError(f"--sampling: unknown method '{self.sampling}' "
+                                 f"(one of {', '.join(sampling.SAMPLING_METHODS)})")
+        sampling.check_ratio(self.sampling_ratio)
+        for name in ("k", "reweight_b", "resize", "batch_size"):
+            if getattr(self, name) < 1:
+                raise PatchCoreError(f"{_flag(name)}: must be >= 1, got {getattr(self, name)}")
+        self._check_sizes()
+        if self.search not in ("exact", "faiss"):
+            raise PatchCoreError(f"--search: unknown backend '{self.search}' (exact or faiss)")
+        if self.search == "faiss":
+            ann.require()
+
+    def _check_types(self) -> None:
+        if isinstance(self.layers, str):
+            self.layers = tuple(s.strip() for s in self.layers.split(",") if s.strip())
+        if not isinstance(self.layers, (tuple, list)) or not all(
+                isinstance(n, str) for n in self.layers):
+            raise PatchCoreError(f"--layers: expected layer names, got {self.layers!r}")
+        self.layers = tuple(self.layers)
+        for name in INT_FIELDS + ("embed_dim", "proj_dim"):
+            v = getattr(self, name)
+            if not (_is_int(v) or (v is None and name in ("embed_dim", "proj_dim"))):
+                raise PatchCoreError(f"{_flag(name)}: expected a whole number, got {v!r}")
+        r = self.sampling_ratio
+        if not isinstance(r, (int, float)) or isinstance(r, bool) or not math.isfinite(r):
+            raise PatchCoreError(f"--ratio: expected a number in (0, 1], got {r!r}")
+        for name in ("backbone", "sampling", "search"):
+            if not isinstance(getattr(self, name), str):
+                raise PatchCoreError(f"{_flag(name)}: expected a name, got "
+                                     f"{getattr(self, name)!r}")
+        if not isinstance(self.reweight, bool):
+            raise PatchCoreError(f"--reweight: expected True or False, got {self.reweight!r}")
+
+    def _check_sizes(self) -> None:
+        if self.crop < 0 or self.crop > self.resize:
+            raise PatchCoreError(f"--crop: must be in [0, --resize={self.resize}], got {self.crop}")
+        if self.resize > MAX_RESIZE:
+            raise PatchCoreError(f"--resize: at most {MAX_RESIZE} px, got {self.resize} "
+                                 "(memory grows with the square of the input side)")
+        if self.input_size < 32:
+            raise PatchCoreError(f"--resize/--crop: input must be at least 32 px, got "
+                                 f"{self.input_size}")
+        if self.embed_dim is not None and self.embed_dim < 1:
+            raise PatchCoreError(f"--embed-dim: must be >= 1, got {self.embed_dim}")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise PatchCoreError(f"--seed: must be in [0, 2**63 - 1], got {self.seed}")
+
+    @property
+    def input_size(self) -> int:
+        """Side of the square model input: the crop, or the resize when there is no crop."""
+        return self.crop or self.resize
+
+
+HEADER_TYPES = dict(config=dict, weights=str, weights_sha256=str, threshold=float,
+                    threshold_info=dict, map_range=list, grid=list, train_images=list, info=dict,
+                    version=str, format=int)
+
+
+def check_header(header: dict, shapes: dict[str, tuple[int, ...]], path) -> None:
+    """Refuse a saved header that does not fit the schema, naming the file and the field."""
+    def bad(what: str):
+        raise PatchCoreError(f"{path}: malformed model header ({what}); refusing to load it")
+
+    if set(header) != set(HEADER_TYPES):
+        bad(f"keys {sorted(set(header) ^ set(HEADER_TYPES))}")
+    for key, kind in HEADER_TYPES.items():
+        v = header[key]
+        if not isinstance(v, kind) or isinstance(v, bool) or (kind is float and
+                                                              not math.isfinite(v)):
+            bad(f"'{key}' is not a {'finite number' if kind is float else kind.__name__}")
+    if set(header["config"]) != {f.name for f in fields(Config)}:
+        bad("config fields")
+    lo_hi, grid = header["map_range"], header["grid"]
+    if len(lo_hi) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v)
+                                  for v in lo_hi):
+        bad("map_range")
+    if len(grid) != 2 or not all(_is_int(v) and 1 <= v <= 4096 for v in grid):
+        bad("grid")
+    m = shapes["patches"][0] if len(shapes["patches"]) == 2 else -1
+    if m < 1 or shapes["patches"][1] < 1 or shapes["image"] != (m,) or shapes["pos"] != (m,):
+        bad(f"tensor shapes {shapes}")
