@@ -1,4 +1,5 @@
-"""Live demo without a browser: stepping, counting, threshold recount, error panels, self-checks."""
+"""Live demo without a browser: stepping, counting, threshold recount, error panels, self-checks
+(the line model in apps/live/line.py, the page in page.py, the checks in teaching/lesson06.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from PIL import Image
 
 from patchcore_lite import PatchCore, PatchCoreError
 from patchcore_lite.apps import live
+from patchcore_lite.apps.live import page
 from patchcore_lite.data import test_samples as mvtec_test_samples
 from patchcore_lite.evaluation.counts import confusion_counts
+from patchcore_lite.teaching import lesson06
+from patchcore_lite.teaching.checks import Verdict
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "06_live_demo.ipynb"
 OPTS = dict(weights=None, resize=64, crop=0, sampling="coreset", sampling_ratio=0.25,
@@ -273,30 +277,31 @@ def full_line(model, tiny_category_ro):
     return line
 
 
-def test_check_no_false_alarm_threshold(full_line, capsys):
+def test_check_no_false_alarm_threshold(full_line):
     top = float(full_line.scores()[full_line.labels() == 0].max())
-    assert live.check_no_false_alarm_threshold(full_line, top * 1.001 + 1e-9)
-    assert not live.check_no_false_alarm_threshold(full_line, top)  # >= flags it
-    assert not live.check_no_false_alarm_threshold(full_line, top * 2 + 1)  # too high
-    assert not live.check_no_false_alarm_threshold(full_line, None)
-    assert "Not answered yet" in capsys.readouterr().out
+    assert lesson06.check_no_false_alarm_threshold(full_line, top * 1.001 + 1e-9).ok
+    assert not lesson06.check_no_false_alarm_threshold(full_line, top).ok  # >= flags it
+    assert not lesson06.check_no_false_alarm_threshold(full_line, top * 2 + 1).ok  # too high
+    verdict = lesson06.check_no_false_alarm_threshold(full_line, None)
+    assert not verdict.ok
+    assert "Not answered yet" in verdict.message and "Not answered yet" in repr(verdict)
 
 
 def test_check_missed(full_line):
     t = float(np.median(full_line.scores()))
     right = full_line.counts(t)["missed"]
-    assert live.check_missed(full_line, t, right)
-    assert not live.check_missed(full_line, t, right + 1)
-    assert not live.check_missed(full_line, t, None)
+    assert lesson06.check_missed(full_line, t, right).ok
+    assert not lesson06.check_missed(full_line, t, right + 1).ok
+    assert not lesson06.check_missed(full_line, t, None).ok
 
 
 def test_check_recall(full_line, model):
     c = full_line.counts(full_line.default_threshold)
     right = c["caught"] / (c["caught"] + c["missed"])
-    assert live.check_recall(full_line, right)
-    assert not live.check_recall(full_line, right + 0.2 if right < 0.5 else right - 0.2)
-    assert not live.check_recall(full_line, 50)  # a percentage, not a fraction
-    assert not live.check_recall(full_line, None)
+    assert lesson06.check_recall(full_line, right).ok
+    assert not lesson06.check_recall(full_line, right + 0.2 if right < 0.5 else right - 0.2).ok
+    assert not lesson06.check_recall(full_line, 50).ok  # a percentage, not a fraction
+    assert not lesson06.check_recall(full_line, None).ok
 
 
 def test_checks_accept_the_app_widget(model, tiny_category_ro):
@@ -304,8 +309,30 @@ def test_checks_accept_the_app_widget(model, tiny_category_ro):
     while app.step():
         pass
     c = app.line.counts(app.line.default_threshold)
-    assert live.check_recall(app, c["caught"] / (c["caught"] + c["missed"]))
-    assert not live.check_recall(live.error_panel("x"), 0.5)
+    assert lesson06.check_recall(app, c["caught"] / (c["caught"] + c["missed"])).ok
+    assert not lesson06.check_recall(page.error_panel("x"), 0.5).ok
+
+
+def test_checks_return_verdicts_shown_with_a_mark(full_line):
+    """One check protocol (teaching/checks.py): a Verdict whose repr is the notebook's line."""
+    verdicts = [lesson06.check_no_false_alarm_threshold(full_line, None),
+                lesson06.check_missed(full_line, 1.0, None),
+                lesson06.check_recall(full_line, None),
+                lesson06.check_recall(page.error_panel("x"), 0.5)]
+    for v in verdicts:
+        assert isinstance(v, Verdict) and repr(v).startswith("\u2717 ")
+    assert "my_missed" in verdicts[1].message and "did not start" in verdicts[3].message
+
+
+def test_importing_the_live_package_imports_no_widgets():
+    """The line model and --prepare go without ipywidgets; building a page imports it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, patchcore_lite.apps.live, patchcore_lite.teaching.lesson06\n"
+            "print('ipywidgets' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 # ---------------------------------------------------------------- the notebook

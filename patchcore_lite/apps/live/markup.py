@@ -1,0 +1,189 @@
+"""Live demo HTML and CSS, all in one place: the page's snippets, colours and stable CSS classes.
+
+Each function takes plain data (a `LiveDemo`, a counts dict, a model) and returns an HTML string
+for one `ipywidgets.HTML` of the page (page.py); nothing here imports widgets, so the strings
+can be tested on their own. The `pcl-*` classes are what the browser test (and anyone styling
+the page) relies on: keep them stable.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ...backbone import describe_weights
+from .render import data_uri
+
+if TYPE_CHECKING:
+    from .line import Frame, LiveDemo
+
+CSS = dict(app="pcl-app", heatmap="pcl-heatmap", verdict="pcl-verdict", counts="pcl-counts",
+           threshold="pcl-threshold", play="pcl-play", speed="pcl-speed", weights="pcl-weights",
+           next="pcl-next", restart="pcl-restart", default="pcl-threshold-default",
+           filmstrip="pcl-filmstrip", timeline="pcl-timeline", message="pcl-message",
+           error="pcl-error")
+PASS_RGB, FLAG_RGB = "#1a7f37", "#cf222e"
+FILMSTRIP = 8  # images kept visible on the belt
+MUTED = "color:#555"
+BOX = "padding:4px 10px;border-radius:4px;display:inline-block"  # the weights badge
+
+
+def weights_text(model) -> str:
+    """What the app says about the weights: never hide a random init."""
+    return describe_weights(model.weights_used)
+
+
+def error_html(message: str, title: str) -> str:
+    """A readable error message with what to check (the page's `pcl-error` panel)."""
+    return (
+        f"<div style='border:2px solid {FLAG_RGB};border-radius:6px;padding:12px 16px;"
+        f"background:#fff5f5;max-width:900px'><b style='color:{FLAG_RGB}'>"
+        f"{html.escape(title)}</b><p class='pcl-error-text' style='margin:8px 0 0 0;"
+        f"white-space:pre-wrap'>{html.escape(message)}</p>"
+        f"<p style='margin:8px 0 0 0;{MUTED}'>Check <code>DATA=</code> (a category folder in "
+        "MVTec AD layout: <code>train/good</code>, <code>test/&lt;defect&gt;</code>) and "
+        "<code>MODEL=</code> (a file saved by <code>python -m patchcore_lite fit</code>), "
+        "then start again.</p></div>")
+
+
+def header_html(title: str, model) -> str:
+    """The page title and one line describing the model."""
+    return (f"<h2 style='margin:4px 0'>{html.escape(title)}</h2>"
+            f"<div style='{MUTED};font-size:90%'>{html.escape(model.describe())}</div>")
+
+
+def weights_html(model) -> str:
+    """The weights badge: green for pretrained, yellow with a warning for a random init."""
+    text = weights_text(model)
+    if model.weights_used == "random":
+        style, note = ("background:#fff1cc;border:1px solid #d4a72c", " &mdash; heatmaps "
+                       "show what a random-init backbone finds, not what the paper "
+                       "measures (see README: Weights)")
+    else:
+        style, note = "background:#eef6ee;border:1px solid #8c8", ""
+    return (f"<div style='{style};{BOX}'"
+            f">Weights: <b class='pcl-weights-text'>{html.escape(text)}</b>{note}</div>")
+
+
+def _truth(label: int | None, defect: str) -> str:
+    if label is None:
+        return " &middot; truth unknown"
+    kind = "good" if not label else f"defective ({html.escape(defect)})"
+    return f" &middot; truth: {kind}"
+
+
+def caption_html(frame: Frame, total: int) -> str:
+    """Above the big panel: which image of the line, its file, its truth, what is shown."""
+    s = frame.inspection.sample
+    return (f"<div style='font-size:90%;color:#333'>image {frame.index + 1} of "
+            f"{total}: <code>{html.escape(s.path.name)}</code>{_truth(s.label, s.defect)}<br>"
+            "left: camera image" + (", ground truth outlined in cyan" if s.mask else "") +
+            "; right: PatchCore heatmap</div>")
+
+
+def verdict_html(line: LiveDemo, end: bool = False) -> str:
+    """PASS or FLAGGED for the image under the camera, its score against the threshold, and
+    (labels known) whether that was right; `end` adds the end-of-line note."""
+    if line.frame is None:
+        return "<div data-verdict='none'>no image yet</div>"
+    ins = line.frame.inspection
+    flagged = line.flagged(ins.score)
+    word, colour, key = ("FLAGGED", FLAG_RGB, "flagged") if flagged else ("PASS", PASS_RGB, "pass")
+    cmp = ">=" if flagged else "<"
+    right = ""
+    if ins.label is not None:
+        ok = flagged == bool(ins.label)
+        what = ("caught" if ins.label else "correct") if ok else (
+            "MISSED" if ins.label else "FALSE ALARM")
+        right = f" &middot; truth: {'defective' if ins.label else 'good'} &rarr; <b>{what}</b>"
+    tail = (f"<div style='margin-top:4px;{MUTED}'>End of the line: all "
+            f"{len(line.samples)} images inspected. Press restart (or the stop button) "
+            "to run it again.</div>") if end else ""
+    return (f"<div class='pcl-verdict-box' data-verdict='{key}' data-score='{ins.score}'"
+            f" style='display:flex;align-items:center;gap:12px'>"
+            f"<span style='background:{colour};color:white;font-size:160%;"
+            f"font-weight:bold;padding:4px 14px;border-radius:6px'>{word}</span>"
+            f"<span>score <b>{ins.score:.3f}</b> {cmp} threshold "
+            f"{line.threshold:.3f}{right}</span></div>{tail}")
+
+
+def message_html(text: str) -> str:
+    """A one-line notice under the page (an image that was skipped)."""
+    return f"<div style='color:{FLAG_RGB}'>{html.escape(text)}</div>"
+
+
+def _tile(key: str, label: str, value, colour: str, hint: str) -> str:
+    v = "&ndash;" if value is None else str(value)
+    return (f"<div title='{hint}' style='border:1px solid #ccc;border-radius:6px;"
+            f"padding:4px 10px;min-width:70px;text-align:center'>"
+            f"<div class='pcl-{key}' style='font-size:150%;font-weight:bold;color:{colour}'"
+            f">{v}</div><div style='font-size:80%;{MUTED}'>{label}</div></div>")
+
+
+def counts_html(c: dict) -> str:
+    """The count tiles (`pcl-shown`, `pcl-passed`, ...) of `LiveDemo.counts()`."""
+    tiles = [_tile("shown", "inspected", c["shown"], "#333", "images shown so far"),
+             _tile("passed", "passed", c["passed"], PASS_RGB, "score below the threshold"),
+             _tile("flagged", "flagged", c["flagged"], FLAG_RGB,
+                   "score at or above the threshold"),
+             _tile("missed", "missed", c["missed"], "#9a6700", "defective but passed"),
+             _tile("false-alarms", "false alarms", c["false_alarms"], "#9a6700",
+                   "good but flagged")]
+    return f"<div style='display:flex;gap:8px;margin:8px 0'>{''.join(tiles)}</div>"
+
+
+def legend_html(vmin: float, vmax: float) -> str:
+    """The heatmap's colour bar from vmin to vmax (the same scale for every image)."""
+    from matplotlib import colormaps
+
+    stops = ", ".join(
+        "rgb({},{},{})".format(*(int(255 * v) for v in colormaps["inferno"](x)[:3]))
+        for x in np.linspace(0, 1, 8))
+    return (f"<div style='font-size:85%;{MUTED};margin-top:6px'>heatmap colour, same scale "
+            f"for every image:<div style='display:flex;align-items:center;gap:6px'>"
+            f"<span>{vmin:.2f}</span><span style='display:inline-block;width:200px;height:10px;"
+            f"background:linear-gradient(to right, {stops})'></span><span>{vmax:.2f}</span></div>"
+            "dark = like the good training parts; the threshold sits mid-scale</div>")
+
+
+def filmstrip_html(line: LiveDemo) -> str:
+    """The last FILMSTRIP thumbnails, newest first, framed by their verdict now."""
+    items = []
+    for h in line.history[-FILMSTRIP:][::-1]:
+        colour = FLAG_RGB if line.flagged(h.score) else PASS_RGB
+        truth = "" if h.label is None else ("defective" if h.label else "good")
+        items.append(
+            f"<div style='text-align:center;font-size:75%'><img src='{data_uri(h.thumb)}' "
+            f"width='72' height='72' style='border:3px solid {colour};display:block'>"
+            f"{h.score:.2f}<br><span style='{MUTED}'>{truth}</span></div>")
+    return (f"<div style='margin-top:8px'><div style='font-size:85%;{MUTED}'>on the belt, "
+            "newest first (frame: green = passed, red = flagged at the current threshold)</div>"
+            f"<div style='display:flex;gap:6px'>{''.join(items)}</div></div>")
+
+
+def timeline_html(line: LiveDemo, width: int = 720, height: int = 110) -> str:
+    """Scores so far as an SVG dot plot with the threshold line: green good, red defective."""
+    scores, labels = line.scores(), line.labels()
+    if len(scores) == 0:
+        return ""
+    lo = min(float(scores.min()), line.threshold, line.vmin)
+    hi = max(float(scores.max()), line.threshold) * 1.05 + 1e-9
+    n = max(len(line.samples), 2)
+
+    def y(v: float) -> float:
+        return 8 + (height - 16) * (1 - (v - lo) / max(hi - lo, 1e-12))
+
+    dots = []
+    for i, (s, lab) in enumerate(zip(scores, labels)):
+        colour = "#888" if lab < 0 else (FLAG_RGB if lab else PASS_RGB)
+        x = 10 + (width - 20) * i / (n - 1)
+        dots.append(f"<circle cx='{x:.1f}' cy='{y(s):.1f}' r='3.5' fill='{colour}'/>")
+    ty = y(line.threshold)
+    return (f"<div style='font-size:85%;{MUTED};margin-top:8px'>image scores along the line "
+            f"(green = good, red = defective; dashed = threshold)</div>"
+            f"<svg width='{width}' height='{height}' style='border:1px solid #ddd'>"
+            f"<rect x='0' y='0' width='{width}' height='{ty:.1f}' fill='#fbeaea'/>"
+            f"<line x1='0' x2='{width}' y1='{ty:.1f}' y2='{ty:.1f}' stroke='#333' "
+            f"stroke-dasharray='6,4'/>{''.join(dots)}</svg>")
