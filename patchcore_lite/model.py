@@ -118,9 +118,7 @@ class PatchCore:
         idx = sampling.subsample(flat, c.sampling, c.sampling_ratio, c.seed, c.proj_dim,
                                  self.progress).to(flat.device)
         t2 = time.perf_counter()
-        if c.k > len(idx):
-            raise PatchCoreError(f"--k: {c.k} neighbours but the memory bank has only {len(idx)} "
-                                 "patches")
+        _check_bank_size(len(idx), c.k, c)
         self.bank = Bank(flat[idx].clone(), (idx // (h * w)).int(), (idx % (h * w)).int(), (h, w),
                          _names(ds.images))
         del flat
@@ -186,6 +184,7 @@ class PatchCore:
         overrides the model's neighbours for this call."""
         if self.bank is None:
             raise PatchCoreError("model: call fit() (or PatchCore.load) before predict()")
+        _check_bank_size(len(self.bank.patches), k or self.config.k, self.config)
         scores, amaps, patches = [], [], []
         for x in self._bar(self.loader(images, batch_size), "predict", progress):
             s, m, p = self.score_features(self.embed(x), k=k)
@@ -251,6 +250,15 @@ class PatchCore:
                     grid=list(self.bank.grid) if self.bank else None,
                     train_images=self.bank.train_images if self.bank else [],
                     info=self.info, version=__version__)
+
+
+def _check_bank_size(m: int, k: int, c: Config) -> None:
+    """k neighbours, and Eq. 7's b, need at least that many bank patches."""
+    if k > m:
+        raise PatchCoreError(f"--k: {k} neighbours but the memory bank has only {m} patches")
+    if c.reweight and c.reweight_b > m:
+        raise PatchCoreError(f"--reweight-b: {c.reweight_b} neighbours for Eq. 7 but the memory "
+                             f"bank has only {m} patches (raise --ratio or drop --reweight)")
 
 
 def _device(device) -> torch.device:

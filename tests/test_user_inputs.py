@@ -213,3 +213,9 @@ def test_import_does_not_load_torch():
     code = "import sys, patchcore_lite; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"  # so Ctrl-C while torch loads ends in __main__ (130)
+
+
+def test_reweight_needs_b_bank_patches(tiny_category_ro):
+    tiny = dict(TINY, sampling_ratio=0.0005, reweight=True, reweight_b=9)  # a bank of ~3 patches
+    with pytest.raises(PatchCoreError, match="--reweight-b: 9 neighbours"):
+        PatchCore(**tiny).fit(good_images(tiny_category_ro))
