@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, fields
 
 from . import ann, sampling
+from .calibration import check_fraction
 from .errors import PatchCoreError
 
 MAX_RESIZE = 1024  # larger inputs need tiling: memory grows with the square of the side
@@ -45,6 +46,9 @@ class Config:
     batch_size: int = 16
     proj_dim: int | None = None  # coreset on a random projection; None: the full embedding
     search: str = "exact"  # kNN backend: exact (blocked, pruned on CPU) or faiss (optional extra)
+    target_fpr: float | None = None  # default threshold: this false-alarm rate on good images
+    tile: int | None = None  # square tiles of this many original pixels (large images)
+    tile_overlap: float = 0.25
 
     def check(self) -> None:
         """Reject bad settings with a message that names the argument."""
@@ -65,6 +69,12 @@ class Config:
             raise PatchCoreError(f"--search: unknown backend '{self.search}' (exact or faiss)")
         if self.search == "faiss":
             ann.require()
+        if self.target_fpr is not None:
+            check_fraction(self.target_fpr, "--target-fpr")
+        if self.tile is not None and (not _is_int(self.tile) or self.tile < 32):
+            raise PatchCoreError(f"--tile: a whole number of pixels >= 32, got {self.tile!r}")
+        if not isinstance(self.tile_overlap, (int, float)) or not 0 <= self.tile_overlap < 1:
+            raise PatchCoreError(f"--tile-overlap: must be in [0, 1), got {self.tile_overlap!r}")
 
     def _check_types(self) -> None:
         if isinstance(self.layers, str):
@@ -109,7 +119,18 @@ class Config:
 
 HEADER_TYPES = dict(config=dict, weights=str, weights_sha256=str, threshold=float,
                     threshold_info=dict, map_range=list, grid=list, train_images=list, info=dict,
-                    version=str, format=int)
+                    version=str, format=int, good_scores=list)
+FORMAT_1 = ("good_scores",), ("target_fpr", "tile", "tile_overlap")  # header keys, config fields
+# that format 1 (patchcore-lite 0.1.0, before calibration and tiling) did not have
+
+
+def upgrade_header(header: dict) -> dict:
+    """A format-1 header with the keys format 2 added, at values that keep its behaviour."""
+    if header.get("format") == 1:
+        header = dict(header, good_scores=[])
+        header["config"] = dict(header.get("config") or {}, target_fpr=None, tile=None,
+                                tile_overlap=0.25)
+    return header
 
 
 def check_header(header: dict, shapes: dict[str, tuple[int, ...]], path) -> None:
@@ -126,6 +147,8 @@ def check_header(header: dict, shapes: dict[str, tuple[int, ...]], path) -> None
             bad(f"'{key}' is not a {'finite number' if kind is float else kind.__name__}")
     if set(header["config"]) != {f.name for f in fields(Config)}:
         bad("config fields")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in header["good_scores"]):
+        bad("good_scores")
     lo_hi, grid = header["map_range"], header["grid"]
     if len(lo_hi) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v)
                                   for v in lo_hi):

@@ -27,7 +27,8 @@ from safetensors.torch import save_file
 
 from .errors import PatchCoreError
 
-FORMAT = 1  # bump when the file layout changes; read_model_file refuses other formats
+FORMAT = 2  # bump when the file layout changes; read_model_file refuses other formats
+READABLE = (1, 2)  # 1: before calibration and tiling (the model upgrades its header)
 TENSORS = ("patches", "image", "pos")
 
 
@@ -148,12 +149,12 @@ def read_model_file(path: str | Path, key: bytes | None = None
         header = json.loads(meta["patchcore_lite"])
     except (KeyError, ValueError):
         raise PatchCoreError(f"{path}: not a patchcore-lite model (no valid header)")
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
+    if not isinstance(header, dict) or header.get("format") not in (*READABLE, FORMAT):
         version = header.get("version") if isinstance(header, dict) else None
         fmt = header.get("format") if isinstance(header, dict) else None
         raise PatchCoreError(
             f"{path}: saved by patchcore-lite {version} in model format {fmt}; this version "
-            f"reads format {FORMAT}: fit the model again")
+            f"reads formats {', '.join(map(str, READABLE))}: fit the model again")
     if set(tensors) != set(TENSORS) or meta.get("sha256") != checksum(meta["patchcore_lite"],
                                                                        tensors):
         raise PatchCoreError(f"{path}: model file is damaged or was modified after it was saved "

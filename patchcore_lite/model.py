@@ -6,17 +6,19 @@ predict: images -> patch embeddings -> distance to nearest bank patch -> image s
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import ann, embedding, io, knn, maps, sampling
+from . import ann, calibration, embedding, io, knn, maps, sampling
 from ._version import __version__
 from .backbone import FeatureExtractor, describe_weights, load_backbone, state_dict_hash
-from .config import Config, check_header
+from .config import Config, check_header, upgrade_header
 from .data import ImageSet
 from .errors import PatchCoreError
 
@@ -55,6 +57,7 @@ class PatchCore:
         self.bank: Bank | None = None
         self._bound = None  # (bank tensor, its lower-bound coordinates) for pruned kNN
         self.threshold: float | None = None
+        self.good_scores: list[float] = []  # leave-one-image-out scores of good training images
         self.map_range: tuple[float, float] | None = None
         self.info: dict = {}
 
@@ -122,35 +125,75 @@ class PatchCore:
         self.bank = Bank(flat[idx].clone(), (idx // (h * w)).int(), (idx % (h * w)).int(), (h, w),
                          _names(ds.images))
         del flat
+        self.good_scores = []
         self._learn_threshold(feats)
         self.info = dict(n_train=n, n_patches=n * h * w, memory_bank_size=len(idx), embed_dim=d,
                          embed_seconds=t1 - t0, sampling_seconds=t2 - t1,
                          fit_seconds=time.perf_counter() - t0)
         return self
 
-    def _learn_threshold(self, feats: torch.Tensor) -> None:
-        """Score good training images against the bank without their own patches (leave one out)."""
-        n = feats.shape[0]
+    def _learn_threshold(self, feats: torch.Tensor, images: list[int] | None = None) -> None:
+        """Score good training images against the bank without their own patches (leave one
+        out): their scores set the default threshold and calibrate normalized scores."""
+        scores, good_maps = self._loo_scores(feats, images)
+        self.map_range = maps.color_scale(torch.cat(good_maps), 0.0)  # hi set with the threshold
+        self.set_threshold(self.good_scores + scores)
+
+    def _loo_scores(self, feats: torch.Tensor, images: list[int] | None = None):
+        """Leave-one-image-out scores (and maps) of up to THRESHOLD_MAX_IMAGES of `feats`.
+
+        feats (N, h, w, D) are the patches of bank images `images` (default 0..N-1)."""
+        ids = list(range(feats.shape[0])) if images is None else images
         g = torch.Generator().manual_seed(self.config.seed)
-        chosen = torch.randperm(n, generator=g)[:THRESHOLD_MAX_IMAGES].sort().values.tolist()
+        chosen = torch.randperm(len(ids), generator=g)[:THRESHOLD_MAX_IMAGES].sort().values
         scores, good_maps = [], []
         ax, zb = self.bank_bound()
-        for i in chosen:
-            keep = self.bank.image != i
+        for j in chosen.tolist():
+            keep = self.bank.image != ids[j]
             if not bool(keep.any()):
                 continue
-            s, m, _ = self.score_features(feats[i:i + 1], self.bank.patches[keep], (ax, zb[keep]))
-            scores.append(s)
+            s, m, _ = self.score_features(feats[j:j + 1], self.bank.patches[keep], (ax, zb[keep]))
+            if not bool(torch.isfinite(s).all()):
+                raise PatchCoreError(f"images: training image {self.bank.train_images[ids[j]]} "
+                                     "scores NaN or inf (non-finite pixel values?)")
+            scores.append(float(s[0]))
             good_maps.append(m)
-        scores_t = torch.cat(scores)
-        if not bool(torch.isfinite(scores_t).all()):
-            bad = chosen[int(torch.nonzero(~torch.isfinite(scores_t))[0])]
-            raise PatchCoreError(f"images: training image {self.bank.train_images[bad]} scores "
-                                 "NaN or inf (non-finite pixel values?)")
-        self.threshold = float(torch.quantile(scores_t.double(), THRESHOLD_QUANTILE))
-        self.map_range = maps.color_scale(torch.cat(good_maps), self.threshold)
-        self.threshold_info = dict(method="leave-one-image-out quantile",
-                                   quantile=THRESHOLD_QUANTILE, n_images=len(scores))
+        return scores, good_maps
+
+    def set_threshold(self, good_scores: list[float]) -> None:
+        """The default threshold from leave-one-out good scores: the 0.99 quantile, or the
+        --target-fpr quantile; the heatmap colour range follows it."""
+        self.good_scores = [float(v) for v in good_scores]
+        if self.config.target_fpr is not None:
+            self.threshold, self.threshold_info = calibration.target_fpr_threshold(
+                self.good_scores, self.config.target_fpr)
+        else:
+            t = torch.quantile(torch.tensor(self.good_scores, dtype=torch.float64),
+                               THRESHOLD_QUANTILE)
+            self.threshold = float(t)
+            self.threshold_info = dict(method="leave-one-image-out quantile",
+                                       quantile=THRESHOLD_QUANTILE, n_images=len(good_scores))
+        lo = self.map_range[0]
+        self.map_range = (lo, lo + 2.0 * max(self.threshold - lo, 1e-6))
+
+    def effective_threshold(self, threshold: float | None = None,
+                            sensitivity: float | None = None) -> float:
+        """The threshold a prediction uses: `threshold` if given, else the model's moved by
+        `sensitivity` (0-1, 0.5 = the model's own); giving both is an error."""
+        if threshold is not None and sensitivity is not None:
+            raise PatchCoreError("--threshold and --sensitivity exclude each other: give one")
+        if threshold is not None:
+            if not math.isfinite(threshold):
+                raise PatchCoreError(f"--threshold: must be a finite number, got {threshold}")
+            return float(threshold)
+        ref = calibration.reference(self.good_scores, self.map_range[0])
+        return calibration.effective_threshold(self.threshold, ref,
+                                               0.5 if sensitivity is None else sensitivity)
+
+    def normalized(self, scores, threshold: float) -> np.ndarray:
+        """Scores mapped to [0, 1], exactly 0.5 at `threshold` (see calibration.py)."""
+        ref = calibration.reference(self.good_scores, self.map_range[0])
+        return calibration.normalize(scores, threshold, calibration.width(self.threshold, ref))
 
     # ---- predict -----------------------------------------------------------------------
     def bank_bound(self):
@@ -219,6 +262,7 @@ class PatchCore:
              key: bytes | None = None) -> PatchCore:
         """Rebuild a saved model; refuses backbone weights other than the bank was built with."""
         header, t = io.read_model_file(path, key)
+        header = upgrade_header(header)
         check_header(header, {k: tuple(v.shape) for k, v in t.items()}, path)
         _check_bank_indices(t, header, path)
         cfg = dict(header["config"])
@@ -239,6 +283,7 @@ class PatchCore:
                           tuple(header["grid"]), header["train_images"])
         model.threshold, model.map_range = header["threshold"], tuple(header["map_range"])
         model.threshold_info, model.info = header["threshold_info"], header["info"]
+        model.good_scores = [float(v) for v in header["good_scores"]]
         return model
 
     def header(self) -> dict:
@@ -246,6 +291,7 @@ class PatchCore:
         return dict(config=asdict(self.config), weights=self.weights_used,
                     weights_sha256=self.weights_sha256, threshold=self.threshold,
                     threshold_info=getattr(self, "threshold_info", None),
+                    good_scores=self.good_scores,
                     map_range=list(self.map_range) if self.map_range else None,
                     grid=list(self.bank.grid) if self.bank else None,
                     train_images=self.bank.train_images if self.bank else [],

@@ -71,10 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("images", nargs="+", help="image files or folders")
     pr.add_argument("--out", default=None, help="write a heatmap overlay PNG per image here")
     pr.add_argument("--threshold", type=finite_float, default=None)
+    pr.add_argument("--sensitivity", type=finite_float, default=None,
+                    help="0-1, moves the model's threshold (0.5: as fitted; 1: most sensitive)")
     pr.add_argument("--json", default=None, help="write JSON lines here instead of stdout")
     pr.add_argument("--device", default="cpu")
     pr.add_argument("--batch-size", type=positive_int, default=16)
     pr.add_argument("--key", default=None, help="key file of a signed model")
+
+    x = sub.add_parser("export", help="export a saved model (ONNX: images -> scores, maps)")
+    x.add_argument("--model", required=True)
+    x.add_argument("--format", default="onnx", choices=["onnx"])
+    x.add_argument("--out", required=True, help="output file (.onnx)")
+    x.add_argument("--key", default=None, help="key file of a signed model")
 
     e = sub.add_parser("evaluate", help="score a category's test set (MVTec protocol)")
     e.add_argument("category_dir")
@@ -118,13 +126,12 @@ def cmd_predict(a: argparse.Namespace) -> None:
     """Score images with a saved model: one JSON line per image, overlays with --out."""
     if a.json:
         io.check_writable(a.json, "--json")
-    model = PatchCore.load(a.model, device=a.device, key=io.read_key(a.key))
+    model = load_any(a)
     paths = walk_images(a.images)
-    thr = model.threshold if a.threshold is None else a.threshold
+    thr = model.effective_threshold(a.threshold, a.sensitivity)
     scores, maps = model.predict(paths, batch_size=a.batch_size)
-    lines = [json.dumps(dict(path=str(p), score=float(s), threshold=float(thr),
-                             anomalous=not bool(s < thr), weights=model.weights_used))
-             for p, s in zip(paths, scores)]
+    lines = prediction_lines(paths, scores, model.normalized(scores, thr), thr,
+                             model.weights_used)
     if a.out:
         _write_overlays(model, paths, scores, maps, thr, Path(a.out))
     text = "\n".join(lines) + "\n"
@@ -132,6 +139,34 @@ def cmd_predict(a: argparse.Namespace) -> None:
         io.write_text(a.json, text)
     else:
         sys.stdout.write(text)
+
+
+def load_any(a: argparse.Namespace):
+    """The model of --model: a .pclite file, or an ONNX export scored with onnxruntime."""
+    if str(a.model).lower().endswith(".onnx"):
+        from .export import OnnxModel  # onnxruntime loads only for ONNX models
+
+        if not Path(a.model).is_file():
+            raise PatchCoreError(f"--model: file not found: {a.model}")
+        return OnnxModel(a.model)
+    return PatchCore.load(a.model, device=a.device, key=io.read_key(a.key))
+
+
+def cmd_export(a: argparse.Namespace) -> None:
+    """Write a saved model as one ONNX graph (scores and maps from images in [0, 1])."""
+    from .export import export_onnx  # torch.onnx and onnxscript load only for this verb
+
+    io.check_writable(a.out, "--out")
+    model = PatchCore.load(a.model, key=io.read_key(a.key), progress=False)
+    _say(f"exported {export_onnx(model, a.out)} ({model.describe()})")
+
+
+def prediction_lines(paths, scores, normalized, threshold: float, weights: str) -> list[str]:
+    """One JSON line per image; a NaN score is written as null and is always anomalous."""
+    return [json.dumps(dict(path=str(p), score=float(s) if s == s else None,
+                            threshold=float(threshold), normalized_score=float(n),
+                            anomalous=bool(n >= 0.5), weights=weights))
+            for p, s, n in zip(paths, scores, normalized)]
 
 
 def _write_overlays(model, paths, scores, maps, thr, out: Path) -> None:
@@ -197,7 +232,7 @@ def _say(msg: str) -> None:
 
 
 COMMANDS = dict(demo=cmd_demo, synth=cmd_synth, fit=cmd_fit, predict=cmd_predict,
-                evaluate=cmd_evaluate, bench=cmd_bench)
+                evaluate=cmd_evaluate, bench=cmd_bench, export=cmd_export)
 
 
 def main(argv: list[str] | None = None) -> int:

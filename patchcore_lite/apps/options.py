@@ -54,6 +54,11 @@ MODEL_OPTIONS = (
     Option("--seed", "seed", int, 0, "random init, sampling and threshold seed"),
     Option("--batch-size", "batch_size", positive_int, 16, "images per forward pass"),
     Option("--search", "search", str, "exact", "kNN backend: exact or faiss (extra)"),
+    Option("--target-fpr", "target_fpr", finite_float, None, "default threshold flags this "
+           "fraction of good images (leave-one-out estimate)"),
+    Option("--tile", "tile", positive_int, None, "cut images into square tiles of this many "
+           "pixels (large images, small defects)"),
+    Option("--tile-overlap", "tile_overlap", finite_float, 0.25, "overlap of adjacent tiles"),
 )
 
 

@@ -1,0 +1,79 @@
+"""Scores that mean something: a threshold set from good images, a sensitivity knob, and a
+normalized score that is exactly 0.5 at the threshold.
+
+The model keeps the leave-one-image-out scores of good training images (each scored against a
+bank without its own patches): their spread is what "normal" looks like for this part.
+- `target_fpr_threshold`: the threshold above which a fraction F of those good scores lies.
+- `effective_threshold`: sensitivity S in [0, 1] moves the threshold linearly between
+  t + (t - m) (S = 0, fewer flags) and m (S = 1, half of the good images flagged), with t the
+  model's threshold and m the median good score; S = 0.5 is t itself. No refit is needed.
+- `normalize`: a logistic of the raw score, 0.5 at the effective threshold, 0.1 at the median good
+  score below it (width (t - m) / ln 9), monotone in the score, in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from .errors import PatchCoreError
+
+LN9 = math.log(9.0)
+
+
+def check_fraction(value, flag: str, closed: bool = False) -> float:
+    """A number in (0, 1) ([0, 1] when closed), or an error naming the flag."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not ((0 <= value <= 1) if closed else (0 < value < 1)):
+        span = "[0, 1]" if closed else "(0, 1)"
+        raise PatchCoreError(f"{flag}: must be a number in {span}, got {value!r}")
+    return float(value)
+
+
+def target_fpr_threshold(good_scores, fpr: float) -> tuple[float, dict]:
+    """Threshold flagging a fraction `fpr` of good images, from n leave-one-out good scores.
+
+    The estimate is a sample quantile: its false-alarm rate has a standard error of about
+    sqrt(F (1 - F) / n); below F = 1/n the quantile is the largest good score (warned)."""
+    s = np.sort(np.asarray(good_scores, dtype=np.float64))
+    n = len(s)
+    fpr = check_fraction(fpr, "--target-fpr")
+    if fpr < 1.0 / n:
+        warnings.warn(f"--target-fpr {fpr:g} is below 1/n = {1 / n:.3g} for the {n} good images "
+                      "scored: the threshold is their largest score, the rate is not resolved",
+                      stacklevel=2)
+    t = float(np.quantile(s, 1.0 - fpr))
+    info = dict(method="target false-alarm rate on leave-one-image-out good scores",
+                target_fpr=fpr, n_images=n, fpr_std_error=math.sqrt(fpr * (1 - fpr) / n),
+                fpr_on_good=float(np.mean(s >= t)))
+    return t, info
+
+
+def reference(good_scores, map_low: float | None) -> float:
+    """The typical good score m: the median of the stored good scores (older model files: the
+    low end of the heatmap colour range, itself the median good pixel)."""
+    if good_scores:
+        return float(np.median(np.asarray(good_scores, dtype=np.float64)))
+    return float(map_low if map_low is not None else 0.0)
+
+
+def width(threshold: float, ref: float) -> float:
+    """Logistic width: the median good score maps to 0.1."""
+    return max(threshold - ref, 1e-6 * max(abs(threshold), 1.0)) / LN9
+
+
+def effective_threshold(threshold: float, ref: float, sensitivity: float = 0.5) -> float:
+    """The threshold at sensitivity S (0.5 = the model's own)."""
+    s = check_fraction(sensitivity, "--sensitivity", closed=True)
+    return threshold - (2.0 * s - 1.0) * max(threshold - ref, 0.0)
+
+
+def normalize(scores, threshold: float, w: float) -> np.ndarray:
+    """Raw scores -> [0, 1], exactly 0.5 at `threshold`, monotone; NaN scores -> 1 (flagged)."""
+    s = np.asarray(scores, dtype=np.float64)
+    z = np.clip((s - threshold) / w, -700, 700)
+    n = 1.0 / (1.0 + np.exp(-z))
+    n = np.where(s >= threshold, np.maximum(n, 0.5), np.minimum(n, np.nextafter(0.5, 0)))
+    return np.where(np.isnan(s), 1.0, n)
