@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import copy
 import json
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
