@@ -79,3 +79,18 @@ def test_pro_figure(data, tmp_path):
     _, masks, maps, _, _ = data
     check_png(plots.pro_figure(masks, maps, subtitle=WEIGHTS), tmp_path / "pro.png")
     check_png(plots.pro_figure(np.zeros_like(masks), maps), tmp_path / "pro_none.png")
+
+
+def test_shared_drawing_bits(data):
+    import torch
+
+    images, masks, _, _, _ = data
+    chw = torch.from_numpy(images[0].transpose(2, 0, 1))
+    assert np.allclose(plots.to_rgb(chw), images[0])  # a (3, H, W) tensor, as the model sees it
+    assert plots.to_rgb((images[0] * 255).astype(np.uint8)).max() <= 1.0
+    ax = Figure().subplots()
+    plots.outline(ax, None)
+    plots.outline(ax, np.zeros((32, 32)))
+    assert not ax.collections  # nothing to outline
+    plots.outline(ax, torch.from_numpy(masks[2]))
+    assert ax.collections and plots.MASK_COLOR == "cyan"

@@ -25,8 +25,10 @@ def _title(ax, title: str | None, subtitle: str | None) -> None:
         ax.set_title(text, fontsize=9 if subtitle else None)
 
 
-def _rgb(image) -> np.ndarray:
+def to_rgb(image) -> np.ndarray:
     """(H, W, 3) float image in [0, 1] from uint8 or float, HWC or CHW, grey or colour."""
+    if hasattr(image, "detach"):  # a torch tensor, without importing torch here
+        image = image.detach().cpu().numpy()
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
         image = image.transpose(1, 2, 0)  # CHW (a torch tensor's layout) -> HWC
@@ -37,6 +39,17 @@ def _rgb(image) -> np.ndarray:
     if image.dtype == np.uint8:
         return image / 255.0
     return np.clip(image.astype(np.float64), 0.0, 1.0)
+
+
+def outline(ax, mask) -> None:
+    """Outline the ground-truth mask (anything > 0.5) on `ax` in MASK_COLOR; None draws nothing."""
+    if mask is None:
+        return
+    if hasattr(mask, "detach"):
+        mask = mask.detach().cpu().numpy()
+    mask = np.asarray(mask) > 0.5
+    if mask.any():
+        ax.contour(mask, levels=[0.5], colors=MASK_COLOR, linewidths=1)
 
 
 def overlay(
@@ -56,15 +69,14 @@ def overlay(
 
     Pass one vmin/vmax for all images of a model so good parts stay dark; with both None the
     map is scaled to its own min/max (every image then shows a 'hot spot')."""
-    image, amap = _rgb(image), np.asarray(amap)
+    image, amap = to_rgb(image), np.asarray(amap)
     if amap.shape != image.shape[:2]:
         raise ValueError(f"map {amap.shape} does not match image {image.shape[:2]}")
     if ax is None:
         ax = Figure(figsize=(4, 4)).subplots()
     ax.imshow(image)
     heat = ax.imshow(amap, cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax)
-    if mask is not None and np.any(np.asarray(mask) > 0.5):
-        ax.contour(np.asarray(mask) > 0.5, levels=[0.5], colors=MASK_COLOR, linewidths=1)
+    outline(ax, mask)
     ax.set_axis_off()
     _title(ax, title, subtitle)
     if colorbar:

@@ -1,0 +1,196 @@
+"""What every lesson shares: the `View` a callback returns, `live` widgets, source and tables.
+
+A lesson's view is a plain function: it takes the data it shows plus the widget values and
+returns a View, the numbers it shows (`view.data`, what tests and self-checks read), its figures
+and a caption. `live()` wires such a function to ipywidgets controls; `source()` shows the
+library's own code; `table()` writes rows as Markdown. The few data helpers every notebook needs
+(which category, which test images, how to name them) sit here too, so lessons do not repeat them.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ..backbone import describe_weights
+from ..data import Sample, load_image, test_samples
+
+CATEGORY = "hex_nut"  # the course's default category of the embedded data set
+
+
+# ---- View and live widgets ------------------------------------------------------------------
+
+@dataclass
+class View:
+    """What a callback returns: its numbers (`data`), figures (matplotlib or plotly), a caption."""
+
+    data: dict
+    figures: list = field(default_factory=list)
+    caption: str = ""
+
+    def rendered(self) -> list:
+        """Objects for IPython's display(): Markdown caption, PNG images, plotly figures."""
+        from IPython.display import Image, Markdown
+
+        out = [Markdown(self.caption)] if self.caption else []
+        for fig in self.figures:
+            if isinstance(fig, Figure):
+                buf = io.BytesIO()
+                fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+                out.append(Image(data=buf.getvalue(), format="png"))
+            else:
+                out.append(fig)
+        return out
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        for obj in self.rendered():
+            display(obj)
+
+
+def live(callback: Callable[..., View], controls: dict, update: Callable | None = None,
+         **fixed):
+    """Controls above an output that shows callback(**fixed, **control values).
+
+    The first view is computed here, so an error stops the notebook (and the headless test)
+    instead of hiding in the output area; a failing redraw later shows its traceback in the
+    output and leaves the controls usable. `update(change, controls)`, if given, runs before
+    redrawing (e.g. to change the options of a dependent control); changes it makes do not
+    trigger extra redraws. The returned box has `.view`, the latest View.
+
+    Views are written into the output widget's `outputs` directly (not with `with out:`), so a
+    headless runner such as nbclient does not have to echo large figures back to the kernel.
+    """
+    import traceback
+
+    import ipywidgets as W
+
+    out = W.Output()
+    box = W.VBox([W.HBox(list(controls.values()), layout=W.Layout(flex_flow="row wrap")), out])
+    busy = False
+
+    def show(view: View) -> None:
+        box.view = view
+        out.outputs = tuple(_display_data(obj) for obj in view.rendered())
+
+    def on_change(change) -> None:
+        nonlocal busy
+        if busy:
+            return
+        busy = True
+        try:
+            if update is not None:
+                update(change, controls)
+        finally:
+            busy = False
+        try:
+            show(callback(**fixed, **{k: c.value for k, c in controls.items()}))
+        except Exception:  # noqa: BLE001 - shown to the learner, the widget stays usable
+            out.outputs = ({"output_type": "stream", "name": "stderr",
+                            "text": traceback.format_exc()},)
+
+    show(callback(**fixed, **{k: c.value for k, c in controls.items()}))
+    for c in controls.values():
+        c.observe(on_change, names="value")
+    return box
+
+
+def _display_data(obj) -> dict:
+    """An output-widget entry for `obj`, formatted like IPython's display() would."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    data, metadata = InteractiveShell.instance().display_formatter.format(obj)
+    return {"output_type": "display_data", "data": data, "metadata": metadata}
+
+
+# ---- source and tables ----------------------------------------------------------------------
+
+def source(obj) -> object:
+    """The library's own code for `obj`, as a Markdown code block: the lesson is the code."""
+    import inspect
+
+    from IPython.display import Markdown
+
+    return Markdown(f"```python\n{inspect.getsource(obj).rstrip()}\n```")
+
+
+def table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
+    """A Markdown table of dicts (keys as headers; floats to 4 significant digits)."""
+    columns = list(columns or rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for r in rows:
+        lines.append("| " + " | ".join(fmt(r.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def fmt(v) -> str:
+    """One table cell: '-' for None, 4 significant digits for a float."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def array(x) -> np.ndarray:
+    """A numpy array from a tensor (detached, on the CPU) or anything array-like."""
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def weights_label(weights_used: str, backbone: str = "resnet18") -> str:
+    """Which weights a figure was made with, in words (never hide a random init)."""
+    return f"{backbone}, {describe_weights(weights_used)} weights"
+
+
+# ---- the course's data ----------------------------------------------------------------------
+
+def category_dir(category: str = CATEGORY, folder: str | Path | None = None) -> Path:
+    """`folder` if given (e.g. an MVTec category), else `category` of the embedded data set.
+
+    The embedded data set is generated on first use, then reused."""
+    if folder is not None:
+        return Path(folder)
+    from ..datasets import cache
+
+    return cache.embedded_data() / category
+
+
+def cached_model(category: Path):
+    """The category's PatchCore, fitted once (notebook 00) and loaded from the cache after that."""
+    from ..datasets import cache
+
+    return cache.cached_model(category, weights="auto", progress=False)
+
+
+def sample_name(sample: Sample) -> str:
+    """'defect/file.png': how the notebooks name a test image."""
+    return f"{sample.defect}/{sample.path.name}"
+
+
+def defect_types(category: str | Path) -> list[str]:
+    """Test folders of a category: 'good' first, then the defect types."""
+    names = sorted({s.defect for s in test_samples(category)})
+    return sorted(names, key=lambda d: d != "good")
+
+
+def first_of_each(samples: Sequence[Sample], n: int = 1) -> dict[str, list[int]]:
+    """Indices of the first n samples of each type ('good' first, then the defect types)."""
+    out: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        if len(out.setdefault(s.defect, [])) < n:
+            out[s.defect].append(i)
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] != "good", kv[0])))
+
+
+def image_batch(samples: Sequence[Sample], resize: int = 256,
+                crop: int = 224) -> tuple[torch.Tensor, list[str]]:
+    """The samples' images as one (B, 3, crop, crop) batch, and their names."""
+    x = torch.stack([load_image(s.path, resize, crop) for s in samples])
+    return x, [sample_name(s) for s in samples]
