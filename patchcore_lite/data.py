@@ -266,7 +266,7 @@ def resize_crop(x: torch.Tensor, resize: int, crop: int, nearest: bool = False) 
     """(..., C, H, W) -> square resize x resize, then centre crop x crop (0 = no crop)."""
     batched = x.dim() == 4
     x = x if batched else x[None]
-    if x.shape[-2:] != (resize, resize):
+    if resize and x.shape[-2:] != (resize, resize):  # resize 0: keep the original size
         mode = dict(mode="nearest") if nearest else dict(mode="bilinear", antialias=True,
                                                          align_corners=False)
         x = F.interpolate(x, size=(resize, resize), **mode)
@@ -287,9 +287,9 @@ def load_image(path: str | Path, resize: int, crop: int) -> torch.Tensor:
 # ---- masks -------------------------------------------------------------------------------
 def load_mask(sample: Sample, resize: int, crop: int) -> torch.Tensor:
     """Ground-truth mask -> (S, S) bool: any non-zero pixel is defect; all False if no mask."""
-    size = resize if not crop else crop
     if sample.mask is None:
-        return torch.zeros(size, size, dtype=torch.bool)
+        w, h = (crop or resize,) * 2 if resize else _oriented_size(sample.path)
+        return torch.zeros(h, w, dtype=torch.bool)
     mask, image_size = _open(sample.mask), _oriented_size(sample.path)
     if mask.size != image_size:
         raise PatchCoreError(f"{sample.mask}: mask size {mask.size} differs from its image "

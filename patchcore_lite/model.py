@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import ann, calibration, embedding, io, knn, maps, sampling
+from . import ann, calibration, embedding, io, knn, maps, sampling, tiling
 from ._version import __version__
 from .backbone import FeatureExtractor, describe_weights, load_backbone, state_dict_hash
 from .config import Config, check_header, upgrade_header
@@ -108,56 +109,108 @@ class PatchCore:
     def fit(self, images) -> PatchCore:
         """Build the memory bank from good images and learn the default threshold."""
         t0 = time.perf_counter()
-        ds = ImageSet(images, self.config.resize, self.config.crop)  # checked before any work
-        if len(ds) < 2:
-            where = f" in {images}" if isinstance(images, (str, Path)) else ""
-            raise PatchCoreError(f"images: need at least 2 good training images, got "
-                                 f"{len(ds)}{where}")
-        feats = self.features(ds, "embed train")  # (N, h, w, D)
-        n, h, w, d = feats.shape
-        flat = feats.reshape(-1, d)  # (N*h*w, D)
+        ds = self._dataset(images, need=2)  # checked before any work
+        if self.config.tile and self.config.crop:
+            warnings.warn(f"--tile with --crop {self.config.crop}: each tile's border outside "
+                          "the centre crop is not seen (consider --crop 0)", stacklevel=2)
+        feats, owner, layout = self._train_features(ds)  # (T, h, w, D), (T,) image of each
         t1 = time.perf_counter()
         c = self.config
+        flat = feats.reshape(-1, feats.shape[-1])  # (T*h*w, D)
         idx = sampling.subsample(flat, c.sampling, c.sampling_ratio, c.seed, c.proj_dim,
                                  self.progress).to(flat.device)
         t2 = time.perf_counter()
         _check_bank_size(len(idx), c.k, c)
-        self.bank = Bank(flat[idx].clone(), (idx // (h * w)).int(), (idx % (h * w)).int(), (h, w),
-                         _names(ds.images))
+        self.bank = _bank(flat, idx, owner, feats.shape[1:3], _names(ds.images))
         del flat
         self.good_scores = []
-        self._learn_threshold(feats)
-        self.info = dict(n_train=n, n_patches=n * h * w, memory_bank_size=len(idx), embed_dim=d,
+        self._learn_threshold(feats, owner, layout)
+        n, (t, h, w, d) = len(ds), feats.shape
+        self.info = dict(n_train=n, n_patches=t * h * w, memory_bank_size=len(idx), embed_dim=d,
                          embed_seconds=t1 - t0, sampling_seconds=t2 - t1,
-                         fit_seconds=time.perf_counter() - t0)
+                         fit_seconds=time.perf_counter() - t0, n_tiles=t if c.tile else None)
         return self
 
-    def _learn_threshold(self, feats: torch.Tensor, images: list[int] | None = None) -> None:
+    def append(self, images) -> PatchCore:
+        """Add newly approved good images to a fitted bank without refitting: their patches are
+        kept as the fit would (all, the same random ratio, or a greedy extension of the coreset),
+        and the threshold is re-learned from the stored good scores plus the new images'."""
+        if self.bank is None:
+            raise PatchCoreError("--append: the model has no memory bank yet; fit it first")
+        t0 = time.perf_counter()
+        ds = self._dataset(images, need=1)
+        feats, owner, layout = self._train_features(ds)
+        n0, c = len(self.bank.train_images), self.config
+        flat = feats.reshape(-1, feats.shape[-1])  # (T*h*w, D) the new patches
+        m = sampling.n_keep(len(flat), c.sampling_ratio) if c.sampling != "none" else len(flat)
+        if c.sampling == "random":
+            idx = sampling.random_subsample(len(flat), c.sampling_ratio, c.seed + n0)
+        elif c.sampling != "none":
+            idx = _extend_coreset(flat, self.bank.patches, m)
+        else:
+            idx = torch.arange(len(flat))
+        new = _bank(flat, idx.to(flat.device), owner + n0, feats.shape[1:3], _names(ds.images))
+        b = self.bank
+        self.bank = Bank(torch.cat([b.patches, new.patches]), torch.cat([b.image, new.image]),
+                         torch.cat([b.pos, new.pos]), b.grid, b.train_images + new.train_images)
+        scores, _ = self._loo_scores(feats, owner + n0, layout)
+        self.set_threshold(self.good_scores + scores)
+        self.info = dict(self.info, n_train=len(self.bank.train_images),
+                         memory_bank_size=len(self.bank.patches),
+                         n_patches=self.info.get("n_patches", 0) + flat.numel() // flat.shape[1],
+                         append_seconds=time.perf_counter() - t0)
+        return self
+
+    def _dataset(self, images, need: int) -> ImageSet:
+        """The images as a checked dataset (originals when tiling); at least `need` of them."""
+        c = self.config
+        ds = ImageSet(images, 0 if c.tile else c.resize, 0 if c.tile else c.crop)
+        if len(ds) < need:
+            where = f" in {images}" if isinstance(images, (str, Path)) else ""
+            raise PatchCoreError(f"images: need at least {need} good training images, got "
+                                 f"{len(ds)}{where}")
+        return ds
+
+    def _train_features(self, ds: ImageSet):
+        """Patch embeddings (T, h, w, D) of every image (or tile), the image each came from
+        (T,), and the tile layout (None without tiling)."""
+        if self.config.tile:
+            return tiling.features(self, ds)
+        feats = self.features(ds, "embed train")  # (N, h, w, D)
+        return feats, torch.arange(len(feats)), None
+
+    def _learn_threshold(self, feats: torch.Tensor, owner: torch.Tensor, layout=None) -> None:
         """Score good training images against the bank without their own patches (leave one
         out): their scores set the default threshold and calibrate normalized scores."""
-        scores, good_maps = self._loo_scores(feats, images)
+        scores, good_maps = self._loo_scores(feats, owner, layout)
         self.map_range = maps.color_scale(torch.cat(good_maps), 0.0)  # hi set with the threshold
         self.set_threshold(self.good_scores + scores)
 
-    def _loo_scores(self, feats: torch.Tensor, images: list[int] | None = None):
-        """Leave-one-image-out scores (and maps) of up to THRESHOLD_MAX_IMAGES of `feats`.
+    def _loo_scores(self, feats: torch.Tensor, owner: torch.Tensor, layout=None):
+        """Leave-one-image-out scores (and maps) of up to THRESHOLD_MAX_IMAGES images.
 
-        feats (N, h, w, D) are the patches of bank images `images` (default 0..N-1)."""
-        ids = list(range(feats.shape[0])) if images is None else images
+        feats (T, h, w, D) are patches of images `owner` (T,); all of an image's tiles are left
+        out together, and a tiled image's score is the max of its stitched map, as in predict."""
+        ids = owner.unique()  # sorted image indices
         g = torch.Generator().manual_seed(self.config.seed)
         chosen = torch.randperm(len(ids), generator=g)[:THRESHOLD_MAX_IMAGES].sort().values
         scores, good_maps = [], []
         ax, zb = self.bank_bound()
         for j in chosen.tolist():
-            keep = self.bank.image != ids[j]
+            i, rows = int(ids[j]), (owner == ids[j]).nonzero()[:, 0]
+            keep = self.bank.image != i
             if not bool(keep.any()):
                 continue
-            s, m, _ = self.score_features(feats[j:j + 1], self.bank.patches[keep], (ax, zb[keep]))
+            s, m, _ = self.score_features(feats[rows], self.bank.patches[keep], (ax, zb[keep]))
+            if layout is not None:
+                m = tiling.stitch(m, *layout[i - int(ids[0])], self.config.resize,
+                                  self.config.crop)[None]
+                s = m.amax()[None]
             if not bool(torch.isfinite(s).all()):
-                raise PatchCoreError(f"images: training image {self.bank.train_images[ids[j]]} "
+                raise PatchCoreError(f"images: training image {self.bank.train_images[i]} "
                                      "scores NaN or inf (non-finite pixel values?)")
-            scores.append(float(s[0]))
-            good_maps.append(m)
+            scores.append(float(s.max()))
+            good_maps.append(m.flatten())
         return scores, good_maps
 
     def set_threshold(self, good_scores: list[float]) -> None:
@@ -224,10 +277,13 @@ class PatchCore:
     def predict(self, images, return_patches: bool = False, batch_size: int | None = None,
                 progress: bool | None = None, k: int | None = None):
         """Image scores (N,) and anomaly maps (N, S, S), numpy, at the model input size; `k`
-        overrides the model's neighbours for this call."""
+        overrides the model's neighbours for this call. A tiled model returns maps at each
+        image's original size (a list where sizes differ)."""
         if self.bank is None:
             raise PatchCoreError("model: call fit() (or PatchCore.load) before predict()")
         _check_bank_size(len(self.bank.patches), k or self.config.k, self.config)
+        if self.config.tile:
+            return tiling.predict(self, self._dataset(images, 1), batch_size, progress, k)
         scores, amaps, patches = [], [], []
         for x in self._bar(self.loader(images, batch_size), "predict", progress):
             s, m, p = self.score_features(self.embed(x), k=k)
@@ -332,6 +388,25 @@ def _check_bank_indices(t: dict, header: dict, path) -> None:
         v = t[name]
         if v.dtype != torch.int32 or (len(v) and (int(v.min()) < 0 or int(v.max()) >= top)):
             raise PatchCoreError(f"{path}: malformed model ('{name}' indices out of range)")
+
+
+def _bank(flat: torch.Tensor, idx: torch.Tensor, owner: torch.Tensor, grid, names) -> Bank:
+    """Bank of the patches flat[idx] of T images or tiles; owner (T,) is each one's image."""
+    h, w = grid
+    return Bank(flat[idx].clone(), owner.to(idx.device)[idx // (h * w)].int(),
+                (idx % (h * w)).int(), (h, w), names)
+
+
+def _extend_coreset(new: torch.Tensor, bank: torch.Tensor, m: int) -> torch.Tensor:
+    """Greedy k-center extension: m of the `new` patches, each the farthest from the bank and
+    those already added (the min-distances start from the current bank)."""
+    mind = knn.knn(new, bank, 1)[0][:, 0].double() ** 2  # (N,) to the current bank
+    chosen = []
+    for _ in range(min(m, len(new))):
+        i = int(mind.argmax())
+        chosen.append(i)
+        mind = torch.minimum(mind, ((new.double() - new[i].double()) ** 2).sum(1))
+    return torch.tensor(chosen, dtype=torch.long)
 
 
 def _names(images) -> list[str]:

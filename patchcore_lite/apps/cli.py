@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("category_dir", help="MVTec category folder or a folder of good images")
     f.add_argument("--model", required=True, help="output model file (.pclite)")
     f.add_argument("--key", default=None, help="sign the model with the key in this file")
+    f.add_argument("--append", action="store_true", help="add these good images to the "
+                   "existing --model (same options) instead of fitting anew")
     add_model_options(f)
 
     pr = sub.add_parser("predict", help="score images with a saved model")
@@ -113,6 +115,8 @@ def cmd_fit(a: argparse.Namespace) -> None:
     io.check_writable(a.model, "--model")  # before the slow work
     key = io.read_key(a.key)
     images = good_images(a.category_dir)
+    if a.append:
+        return append(a, images, key)
     model = PatchCore(**model_kwargs(a))
     _say(f"model: {model.describe()}")
     model.fit(images)
@@ -120,6 +124,18 @@ def cmd_fit(a: argparse.Namespace) -> None:
     _say(f"saved {path}: {model.info['memory_bank_size']} bank patches from "
          f"{model.info['n_train']} images, threshold {model.threshold:.4g}, "
          f"weights {model.weights_used}")
+
+
+def append(a: argparse.Namespace, images, key: bytes | None) -> None:
+    """fit --append: add good images to the saved model; the file is replaced only when done."""
+    model = PatchCore.load(a.model, device=a.device, key=key)
+    saved_model_options(a, model.config, allowed=("device", "batch_size"),
+                        why="--append keeps the model's options (fit anew to change them)")
+    n0 = len(model.bank.patches)
+    model.append(images)
+    path = model.save(a.model, key)
+    _say(f"appended {len(images)} images to {path}: bank {n0} -> {len(model.bank.patches)} "
+         f"patches, threshold {model.threshold:.4g}, weights {model.weights_used}")
 
 
 def cmd_predict(a: argparse.Namespace) -> None:
@@ -173,8 +189,9 @@ def _write_overlays(model, paths, scores, maps, thr, out: Path) -> None:
     from ..evaluation import plots
 
     c, (lo, hi) = model.config, model.map_range
+    size = (0, 0) if getattr(c, "tile", None) else (c.resize, c.crop)  # tiled: original size
     for p, s, m in zip(paths, scores, maps):
-        img = load_image(p, c.resize, c.crop).permute(1, 2, 0).numpy()
+        img = load_image(p, *size).permute(1, 2, 0).numpy()
         verdict = "good" if s < thr else "ANOMALOUS"  # a NaN score never passes
         fig = plots.overlay(img, m, vmin=lo, vmax=hi, title=f"{p.name}: {s:.3g} ({verdict})",
                             subtitle=model.describe())

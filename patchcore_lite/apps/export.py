@@ -45,6 +45,7 @@ class ScoringGraph(nn.Module):
         self.size, self.layers = c.input_size, c.layers
 
     def forward(self, x: torch.Tensor):
+        """(N, 3, S, S) in [0, 1] -> scores (N,), maps (N, S, S): score_features' path, k-NN."""
         out = self.body((x - self.mean) / self.std)
         f = embedding.embed([out[n] for n in self.layers], self.embed_dim)  # (N, h, w, D)
         n, h, w, d = f.shape

@@ -65,20 +65,21 @@ MODEL_OPTIONS = (
 SCORING_TIME = ("k", "device", "batch_size")  # options a saved model can take when it scores
 
 
-def saved_model_options(a: argparse.Namespace, config) -> dict:
-    """With --model, the options given that apply when scoring ({kwarg: value}); any other
+def saved_model_options(a: argparse.Namespace, config, allowed=SCORING_TIME,
+                        why: str = "it cannot change with --model (fit again instead)") -> dict:
+    """With --model, the options given that may change (`allowed`, {kwarg: value}); any other
     option given with a value other than the model's is refused by name."""
     given = {o.kwarg: getattr(a, o.kwarg) for o in MODEL_OPTIONS
              if getattr(a, o.kwarg) != o.default}
     for o in MODEL_OPTIONS:
-        if o.kwarg in given and o.kwarg not in SCORING_TIME:
+        if o.kwarg in given and o.kwarg not in allowed:
             saved = getattr(config, o.kwarg, None)
             if o.kwarg == "layers":
                 saved = ",".join(saved)
             if given[o.kwarg] != saved:
                 raise PatchCoreError(f"{o.flag}: the saved model was fitted with {saved!r}; "
-                                     f"it cannot change with --model (fit again instead)")
-    return {k: v for k, v in given.items() if k in SCORING_TIME}
+                                     f"{why}")
+    return {k: v for k, v in given.items() if k in allowed}
 
 
 def add_model_options(p: argparse.ArgumentParser, **defaults) -> None:

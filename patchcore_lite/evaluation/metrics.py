@@ -13,16 +13,30 @@ def _binary(masks) -> np.ndarray:
     return np.asarray(masks) > 0.5
 
 
-def _check_maps(masks, maps) -> tuple[np.ndarray, np.ndarray]:
-    """Masks and maps as (N, H, W) arrays of equal shape; one (H, W) image is accepted too."""
-    masks, maps = _binary(masks), np.asarray(maps)
-    if masks.shape != maps.shape:
-        raise ValueError(f"masks {masks.shape} and maps {maps.shape} differ in shape")
-    if maps.ndim == 2:
-        masks, maps = masks[None], maps[None]
-    if maps.ndim != 3:
-        raise ValueError(f"expected (N, H, W) maps, got {maps.shape}")
+def _check_maps(masks, maps) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Masks and maps as lists of (H_i, W_i) arrays, each mask the shape of its map.
+
+    Accepts (N, H, W) arrays, one (H, W) image, or lists of images of different sizes (maps of
+    a tiled model are at each image's original size)."""
+    if isinstance(maps, (list, tuple)):
+        masks, maps = [_binary(m) for m in masks], [np.asarray(m) for m in maps]
+    else:
+        masks, maps = _binary(masks), np.asarray(maps)
+        if masks.shape != maps.shape:
+            raise ValueError(f"masks {masks.shape} and maps {maps.shape} differ in shape")
+        if maps.ndim == 2:
+            masks, maps = masks[None], maps[None]
+        if maps.ndim != 3:
+            raise ValueError(f"expected (N, H, W) maps, got {maps.shape}")
+        return list(masks), list(maps)
+    for a, b in zip(masks, maps, strict=True):
+        if a.shape != b.shape or a.ndim != 2:
+            raise ValueError(f"a mask {a.shape} and its map {b.shape} differ in shape")
     return masks, maps
+
+
+def _flat(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0)
 
 
 def image_auroc(labels, scores) -> float | None:
@@ -38,7 +52,7 @@ def pixel_auroc(masks, maps) -> float | None:
 
     Maps are not copied: pass float32 to halve memory on large test sets."""
     masks, maps = _check_maps(masks, maps)
-    return image_auroc(masks, maps)
+    return image_auroc(_flat(masks), _flat(maps))
 
 
 def pro_curve(masks, maps, max_fpr: float | None = 0.3) -> tuple[np.ndarray, np.ndarray] | None:
@@ -51,20 +65,22 @@ def pro_curve(masks, maps, max_fpr: float | None = 0.3) -> tuple[np.ndarray, np.
     if max_fpr is not None and not 0 < max_fpr <= 1:
         raise ValueError(f"max_fpr must be in (0, 1], got {max_fpr}")
     masks, maps = _check_maps(masks, maps)
-    pro_weight = np.zeros(maps.shape, dtype=np.float64)
-    num_regions = 0
-    for weight, mask in zip(pro_weight, masks, strict=True):
+    weights, num_regions = [], 0
+    for mask in masks:
+        weight = np.zeros(mask.shape, dtype=np.float64)
         regions, n = ndimage.label(mask, structure=np.ones((3, 3)))
         sizes = np.bincount(regions.ravel())
         weight[mask] = 1.0 / sizes[regions[mask]]
+        weights.append(weight)
         num_regions += n
-    num_good = masks.size - int(masks.sum())
+    flat_masks, flat_maps = _flat(masks).astype(bool), _flat(maps)
+    num_good = flat_masks.size - int(flat_masks.sum())
     if num_regions == 0 or num_good == 0:
         return None
-    order = np.argsort(maps, axis=None)[::-1]  # descending scores
-    scores = maps.ravel()[order]
-    fpr = np.cumsum(~masks.ravel()[order]) / num_good
-    pro = np.cumsum(pro_weight.ravel()[order]) / num_regions
+    order = np.argsort(flat_maps)[::-1]  # descending scores
+    scores = flat_maps[order]
+    fpr = np.cumsum(~flat_masks[order]) / num_good
+    pro = np.cumsum(_flat(weights)[order]) / num_regions
     last = np.append(scores[1:] != scores[:-1], True)  # last index of each distinct threshold
     fpr = np.concatenate([[0.0], fpr[last]])
     pro = np.concatenate([[0.0], np.clip(pro[last], 0.0, 1.0)])

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..data import Sample, good_images, load_mask, test_samples
 from ..model import PatchCore
@@ -44,11 +43,26 @@ def known_masks(samples: list[Sample]) -> np.ndarray:
     return np.array([not s.label or s.mask is not None for s in samples], dtype=bool)
 
 
-def load_masks(samples: list[Sample], resize: int, crop: int) -> np.ndarray | None:
-    """(N, S, S) bool masks (all False where no mask is known), or None if no defect has one."""
+def load_masks(samples: list[Sample], resize: int, crop: int):
+    """(N, S, S) bool masks (all False where no mask is known), or None if no defect has one.
+
+    resize 0: masks at each image's original size (tiled models), a list where sizes differ."""
     if not any(s.label and s.mask is not None for s in samples):
         return None
-    return torch.stack([load_mask(s, resize, crop) for s in samples]).numpy()
+    masks = [load_mask(s, resize, crop).numpy() for s in samples]
+    return np.stack(masks) if len({m.shape for m in masks}) == 1 else masks
+
+
+def pick(arrays, keep: np.ndarray):
+    """arrays[keep] for an (N, ...) array or a list of arrays."""
+    return arrays[keep] if isinstance(arrays, np.ndarray) else [a for a, k in zip(arrays, keep)
+                                                                if k]
+
+
+def mask_set(samples: list[Sample], model: PatchCore):
+    """The test masks at the size the model's maps come at (original size for tiled models)."""
+    c = model.config
+    return load_masks(samples, 0, 0) if c.tile else load_masks(samples, c.resize, c.crop)
 
 
 def score_test_set(samples: list[Sample], scores: np.ndarray, maps: np.ndarray,
@@ -62,12 +76,12 @@ def score_test_set(samples: list[Sample], scores: np.ndarray, maps: np.ndarray,
     if missing and masks is not None:
         warnings.warn(f"{len(missing)} defective test images have no mask (e.g. {missing[0]}); "
                       "pixel metrics use the other images", stacklevel=2)
-    pixel = masks is not None and bool(masks[known].any())
+    pixel = masks is not None and any(bool(m.any()) for m in pick(masks, known))
     f1 = metrics.f1_threshold(labels, scores)
     return dict(
         image_auroc=metrics.image_auroc(labels, scores),
-        pixel_auroc=metrics.pixel_auroc(masks[known], maps[known]) if pixel else None,
-        pro=metrics.pro_score(masks[known], maps[known]) if pixel else None,
+        pixel_auroc=metrics.pixel_auroc(pick(masks, known), pick(maps, known)) if pixel else None,
+        pro=metrics.pro_score(pick(masks, known), pick(maps, known)) if pixel else None,
         f1_threshold=f1[0] if f1 else None,
         image_f1=f1[1] if f1 else None,
         n_test=int(len(labels)), n_defective=int(labels.sum()), n_masks_missing=len(missing))
@@ -82,11 +96,11 @@ def evaluate(category: str | Path, model: PatchCore | None = None, **options) ->
     scoring = {}
     if model is None:
         model = PatchCore(**options)
-        masks = load_masks(samples, model.config.resize, model.config.crop)
+        masks = mask_set(samples, model)
         model.fit(good_images(category))
     else:
         scoring = dict(options)
-        masks = load_masks(samples, model.config.resize, model.config.crop)
+        masks = mask_set(samples, model)
     t0 = time.perf_counter()
     scores, amaps = model.predict([s.path for s in samples], **scoring)
     per_image = (time.perf_counter() - t0) / len(samples)
@@ -118,8 +132,10 @@ def settings(model: PatchCore, predict_seconds: float, scoring_k: int | None = N
         crop=c.crop,
         device=str(model.device),
         seed=c.seed,
-        evaluated_at=f"{c.input_size}x{c.input_size} after resize {c.resize}"
-                     f"{f' and centre crop {c.crop}' if c.crop else ''} (not the official "
-                     "full-resolution protocol)",
+        evaluated_at=(f"original resolution, {c.tile} px tiles (overlap {c.tile_overlap:g}) "
+                      "stitched" if c.tile else
+                      f"{c.input_size}x{c.input_size} after resize {c.resize}"
+                      f"{f' and centre crop {c.crop}' if c.crop else ''} (not the official "
+                      "full-resolution protocol)"),
         model=model.describe(),
     )

@@ -14,7 +14,7 @@ import numpy as np
 from ..backbone import describe_weights
 from ..data import load_image
 from . import plots
-from .protocol import Evaluation, known_masks
+from .protocol import Evaluation, known_masks, pick
 
 METRICS = ("image_auroc", "pixel_auroc", "pro", "image_f1", "threshold", "memory_bank_size",
            "fit_seconds", "predict_seconds_per_image")
@@ -40,11 +40,11 @@ def overlay_figure(ev: Evaluation, idx: list[int]):
     """Overlays of test images idx on the model's colour scale, titled with score and verdict."""
     model = ev.model
     c, thr = model.config, model.threshold
-    images = [load_image(ev.samples[i].path, c.resize, c.crop).permute(1, 2, 0).numpy()
-              for i in idx]
+    size = (0, 0) if c.tile else (c.resize, c.crop)  # tiled models: maps at the original size
+    images = [load_image(ev.samples[i].path, *size).permute(1, 2, 0).numpy() for i in idx]
     masks = [None if ev.masks is None else ev.masks[i] for i in idx]
     titles = [f"{ev.samples[i].defect}: {ev.scores[i]:.3g} "
-              f"{'FLAG' if ev.scores[i] >= thr else 'pass'}" for i in idx]
+              f"{'pass' if ev.scores[i] < thr else 'FLAG'}" for i in idx]
     lo, hi = model.map_range
     return plots.overlay_grid(images, [ev.maps[i] for i in idx], masks, titles, lo, hi,
                               suptitle=f"{ev.category}: {model.describe()}\n"
@@ -62,7 +62,7 @@ def category_figures(ev: Evaluation, out: Path) -> dict[str, str]:
                                               f"{ev.category}: image scores", sub)
     if ev.summary.get("pro") is not None:
         known = known_masks(ev.samples)
-        figs["pro"] = plots.pro_figure(ev.masks[known], ev.maps[known],
+        figs["pro"] = plots.pro_figure(pick(ev.masks, known), pick(ev.maps, known),
                                        title=f"{ev.category}: PRO", subtitle=sub)
     return {k: plots.save(f, out / f"{ev.category}_{k}.png").name for k, f in figs.items()}
 
