@@ -100,9 +100,9 @@ class Config:
     def _check_sizes(self) -> None:
         if self.crop < 0 or self.crop > self.resize:
             raise PatchCoreError(f"--crop: must be in [0, --resize={self.resize}], got {self.crop}")
-        if self.resize > MAX_RESIZE:
-            raise PatchCoreError(f"--resize: at most {MAX_RESIZE} px, got {self.resize} "
-                                 "(memory grows with the square of the input side)")
+        if self.resize > MAX_RESIZE and not self.tile:
+            raise PatchCoreError(f"--resize: at most {MAX_RESIZE} px without --tile, got "
+                                 f"{self.resize} (memory grows with the square of the input side)")
         if self.input_size < 32:
             raise PatchCoreError(f"--resize/--crop: input must be at least 32 px, got "
                                  f"{self.input_size}")

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", default=None)
     e.add_argument("--out", default=None, help="write a report (index.html and figures) here")
     e.add_argument("--key", default=None, help="key file of a signed model")
+    e.add_argument("--all", action="store_true", help="CATEGORY_DIR is a root: evaluate every "
+                   "category under it into one table (resumable; needs --out)")
+    e.add_argument("--jobs", type=positive_int, default=1, help="categories in parallel (--all)")
     add_model_options(e)
 
     from ..bench.run import add_options  # imports only the standard library: a fast start
@@ -210,6 +213,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     from ..evaluation.protocol import evaluate
     if a.json:
         io.check_writable(a.json, "--json")
+    if a.all:
+        return evaluate_all(a)
     model, kwargs = None, model_kwargs(a)
     if a.model:
         model = PatchCore.load(a.model, device=a.device, key=io.read_key(a.key))
@@ -227,6 +232,21 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         from ..evaluation.report import write_report
 
         _say(f"report: {write_report(a.out, [ev], f'patchcore-lite: {ev.category}')}")
+
+
+def evaluate_all(a: argparse.Namespace) -> None:
+    """evaluate ROOT --all: one table of every category, resumable under --out."""
+    from .evaluate_all import run_all
+
+    if a.model:
+        raise PatchCoreError("--all: fits each category itself; it cannot take --model")
+    out = Path(a.out or "runs/evaluate-all")
+    table = run_all(a.category_dir, out, model_kwargs(a), a.jobs, say=_say)
+    text = json.dumps(table, indent=2)
+    if a.json:
+        io.write_text(a.json, text + "\n")
+    print(text)
+    _say(f"table: {out / 'index.html'}")
 
 
 def cmd_demo(a: argparse.Namespace) -> None:

@@ -96,3 +96,15 @@ def add_model_options(p: argparse.ArgumentParser, **defaults) -> None:
 def model_kwargs(a: argparse.Namespace) -> dict:
     """PatchCore keyword arguments from parsed options."""
     return {o.kwarg: getattr(a, o.kwarg) for o in MODEL_OPTIONS}
+
+
+def option_args(kwargs: dict) -> list[str]:
+    """Model keyword arguments back to command-line words (the inverse of model_kwargs)."""
+    words = []
+    for o in MODEL_OPTIONS:
+        v = kwargs.get(o.kwarg, o.default)
+        if o.type is None:
+            words += [o.flag] if v else []
+        elif v is not None:
+            words += [o.flag, ",".join(v) if isinstance(v, (tuple, list)) else str(v)]
+    return words
