@@ -195,13 +195,12 @@ class PatchCore:
         g = torch.Generator().manual_seed(self.config.seed)
         chosen = torch.randperm(len(ids), generator=g)[:THRESHOLD_MAX_IMAGES].sort().values
         scores, good_maps = [], []
-        ax, zb = self.bank_bound()
         for j in chosen.tolist():
             i, rows = int(ids[j]), (owner == ids[j]).nonzero()[:, 0]
-            keep = self.bank.image != i
-            if not bool(keep.any()):
+            own = self._rows_of(i)  # the bank is sorted by image: its rows are one slice
+            if own[1] - own[0] == len(self.bank.patches):
                 continue
-            s, m, _ = self.score_features(feats[rows], self.bank.patches[keep], (ax, zb[keep]))
+            s, m, _ = self.score_features(feats[rows], exclude=own)
             if layout is not None:
                 m = tiling.stitch(m, *layout[i - int(ids[0])], self.config.resize,
                                   self.config.crop)[None]
@@ -212,6 +211,12 @@ class PatchCore:
             scores.append(float(s.max()))
             good_maps.append(m.flatten())
         return scores, good_maps
+
+    def _rows_of(self, image: int) -> tuple[int, int]:
+        """Bank rows a:b holding the patches of training image `image` (bank sorted by image)."""
+        img = self.bank.image.to(torch.int64)
+        a = int(torch.searchsorted(img, image, right=False))
+        return a, int(torch.searchsorted(img, image, right=True))
 
     def set_threshold(self, good_scores: list[float]) -> None:
         """The default threshold from leave-one-out good scores: the 0.99 quantile, or the
@@ -256,14 +261,15 @@ class PatchCore:
         return self._bound[1]
 
     def score_features(self, feats: torch.Tensor, bank: torch.Tensor | None = None, bound=None,
-                       k: int | None = None, sigma: float = maps.SIGMA):
+                       k: int | None = None, sigma: float = maps.SIGMA,
+                       exclude: tuple[int, int] | None = None):
         """The one scoring path: (B, h, w, D) patch embeddings -> image scores (B,), anomaly
         maps (B, S, S), patch scores (B, h, w). Defaults: the fitted bank and its bound, model's k.
-        """
+        exclude=(a, b): score against the fitted bank without its rows a:b (leave one out)."""
         bank = self.bank.patches if bank is None else bank
         b, h, w, d = feats.shape
         q = feats.reshape(-1, d)  # (B*h*w, D)
-        dist, idx = self.nearest(q, k or self.config.k, bank, bound)  # (B*h*w, k) each
+        dist, idx = self.nearest(q, k or self.config.k, bank, bound, exclude)  # (B*h*w, k)
         patch = dist.mean(dim=1).reshape(b, h * w)  # (B, h*w) mean over the k nearest
         if self.config.reweight:  # paper Eq. 7
             image = knn.reweight(feats.reshape(b, h * w, d), patch, idx[:, 0].reshape(b, -1),
@@ -294,14 +300,29 @@ class PatchCore:
         return (*out, torch.cat(patches).numpy()) if return_patches else out
 
     def nearest(self, queries: torch.Tensor, k: int = 1, bank: torch.Tensor | None = None,
-                bound=None) -> tuple[torch.Tensor, torch.Tensor]:
+                bound=None, exclude: tuple[int, int] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """(P, D) patch embeddings -> distances (P, k) and indices (P, k) of the k nearest bank
-        patches: faiss or the exact search, with the fitted bank's cached bound."""
+        patches: faiss or the exact search, with the fitted bank's cached bound. exclude=(a, b)
+        leaves the fitted bank's rows a:b out, searching the two views around them (no copy)."""
         fitted = self.bank is not None and (bank is None or bank is self.bank.patches)
         bank = self.bank.patches if bank is None else bank
+        if exclude is not None:
+            return self._nearest_without(queries, k, exclude)
         if self.config.search == "faiss" and fitted:  # faiss indexes the fitted bank once
             return ann.knn(queries, bank, k)
         return knn.knn(queries, bank, k, bound=bound or (self.bank_bound() if fitted else None))
+
+    def _nearest_without(self, queries: torch.Tensor, k: int, rows: tuple[int, int]):
+        """k nearest fitted-bank patches outside bank rows a:b (one training image's)."""
+        (a, b), m = rows, len(self.bank.patches)
+        ax, zb = self.bank_bound()
+        found = [(knn.knn(queries, self.bank.patches[s:e], k, bound=(ax, zb[s:e])), s)
+                 for s, e in ((0, a), (b, m)) if e > s]
+        dist = torch.cat([d for (d, _), _ in found], 1)  # (P, <= 2k)
+        idx = torch.cat([i + s for (_, i), s in found], 1)
+        dist, j = dist.topk(min(k, dist.shape[1]), dim=1, largest=False)
+        return dist, idx.gather(1, j)
 
     # ---- save / load -------------------------------------------------------------------
     def save(self, path: str | Path, key: bytes | None = None) -> Path:
@@ -393,6 +414,7 @@ def _check_bank_indices(t: dict, header: dict, path) -> None:
 def _bank(flat: torch.Tensor, idx: torch.Tensor, owner: torch.Tensor, grid, names) -> Bank:
     """Bank of the patches flat[idx] of T images or tiles; owner (T,) is each one's image."""
     h, w = grid
+    idx = idx.sort().values  # sorted by image, then cell: each image's rows are one slice
     return Bank(flat[idx].clone(), owner.to(idx.device)[idx // (h * w)].int(),
                 (idx % (h * w)).int(), (h, w), names)
 
