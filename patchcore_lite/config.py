@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+import torch
+
 from . import ann, sampling
 from .calibration import check_fraction
 from .errors import PatchCoreError
@@ -158,3 +160,39 @@ def check_header(header: dict, shapes: dict[str, tuple[int, ...]], path) -> None
     m = shapes["patches"][0] if len(shapes["patches"]) == 2 else -1
     if m < 1 or shapes["patches"][1] < 1 or shapes["image"] != (m,) or shapes["pos"] != (m,):
         bad(f"tensor shapes {shapes}")
+
+
+def check_bank_size(m: int, k: int, c: Config) -> None:
+    """k neighbours, and Eq. 7's b, need at least that many bank patches."""
+    if k > m:
+        raise PatchCoreError(f"--k: {k} neighbours but the memory bank has only {m} patches")
+    if c.reweight and c.reweight_b > m:
+        raise PatchCoreError(f"--reweight-b: {c.reweight_b} neighbours for Eq. 7 but the memory "
+                             f"bank has only {m} patches (raise --ratio or drop --reweight)")
+
+
+def check_device(device) -> torch.device:
+    """cpu, cuda or cuda:N, checked: other devices (mps, xpu, meta) are refused by name."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise PatchCoreError(f"--device: unknown device '{device}' (cpu, cuda or cuda:N)")
+    if dev.type not in ("cpu", "cuda"):
+        raise PatchCoreError(f"--device: '{device}' is not supported (cpu, cuda or cuda:N)")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PatchCoreError("--device: cuda requested but no CUDA device is available")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise PatchCoreError(f"--device: {device}: only {torch.cuda.device_count()} CUDA devices")
+    return dev
+
+
+def check_tensors(t: dict, header: dict, path) -> None:
+    """Every bank patch names a saved training image and a cell of the grid."""
+    h, w = header["grid"]
+    n = len(header["train_images"])
+    if t["patches"].dtype != torch.float32 or not bool(torch.isfinite(t["patches"]).all()):
+        raise PatchCoreError(f"{path}: malformed model (bank patches are not finite float32)")
+    for name, top in (("image", n), ("pos", h * w)):
+        v = t[name]
+        if v.dtype != torch.int32 or (len(v) and (int(v.min()) < 0 or int(v.max()) >= top)):
+            raise PatchCoreError(f"{path}: malformed model ('{name}' indices out of range)")

@@ -16,10 +16,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import ann, calibration, embedding, io, knn, maps, sampling, tiling
+from . import ann, calibration, embedding, io, knn, maps, sampling, streaming, tiling
 from ._version import __version__
 from .backbone import FeatureExtractor, describe_weights, load_backbone, state_dict_hash
-from .config import Config, check_header, upgrade_header
+from .config import (
+    Config,
+    check_bank_size,
+    check_device,
+    check_header,
+    check_tensors,
+    upgrade_header,
+)
 from .data import ImageSet
 from .errors import PatchCoreError
 
@@ -48,7 +55,7 @@ class PatchCore:
         self.config = Config(backbone=backbone, layers=layers, weights=weights, sampling=sampling,
                              sampling_ratio=sampling_ratio, k=k, seed=seed, **options)
         self.config.check()
-        self.device = _device(device)
+        self.device = check_device(device)
         self.progress = progress
         self.net, self.weights_used = load_backbone(backbone, weights, seed)  # the full network
         # channels-last convolutions run ~1.4x faster on CPUs (oneDNN), and suit GPUs too
@@ -80,8 +87,8 @@ class PatchCore:
     # ---- features ----------------------------------------------------------------------
     def loader(self, images, batch_size: int | None = None) -> torch.utils.data.DataLoader:
         """Batches of preprocessed (B, 3, S, S) images in [0, 1] (resize, then centre crop)."""
-        ds = images if isinstance(images, ImageSet) else ImageSet(images, self.config.resize,
-                                                                    self.config.crop)
+        ds = images if isinstance(images, torch.utils.data.Dataset) else ImageSet(
+            images, self.config.resize, self.config.crop)
         return torch.utils.data.DataLoader(ds, batch_size=batch_size or self.config.batch_size)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,14 +120,18 @@ class PatchCore:
         if self.config.tile and self.config.crop:
             warnings.warn(f"--tile with --crop {self.config.crop}: each tile's border outside "
                           "the centre crop is not seen (consider --crop 0)", stacklevel=2)
+        c = self.config
+        if not c.tile:  # more features than memory holds: fit chunk by chunk
+            per_image = self.embed(ds[0][None]).shape[1:]  # (h, w, D)
+            if streaming.needed(len(ds), per_image):
+                return self._fit_streaming(ds, per_image, t0)
         feats, owner, layout = self._train_features(ds)  # (T, h, w, D), (T,) image of each
         t1 = time.perf_counter()
-        c = self.config
         flat = feats.reshape(-1, feats.shape[-1])  # (T*h*w, D)
         idx = sampling.subsample(flat, c.sampling, c.sampling_ratio, c.seed, c.proj_dim,
                                  self.progress).to(flat.device)
         t2 = time.perf_counter()
-        _check_bank_size(len(idx), c.k, c)
+        check_bank_size(len(idx), c.k, c)
         self.bank = _bank(flat, idx, owner, feats.shape[1:3], _names(ds.images))
         del flat
         self.good_scores = []
@@ -129,6 +140,24 @@ class PatchCore:
         self.info = dict(n_train=n, n_patches=t * h * w, memory_bank_size=len(idx), embed_dim=d,
                          embed_seconds=t1 - t0, sampling_seconds=t2 - t1,
                          fit_seconds=time.perf_counter() - t0, n_tiles=t if c.tile else None)
+        return self
+
+    def _fit_streaming(self, ds: ImageSet, per_image: torch.Size, t0: float) -> PatchCore:
+        """fit for more features than memory holds (streaming.py); the threshold re-embeds the
+        good images it scores."""
+        patches, image, pos, t_embed = streaming.bank(self, ds, per_image)
+        check_bank_size(len(patches), self.config.k, self.config)
+        self.bank = Bank(patches, image, pos, tuple(per_image[:2]), _names(ds.images))
+        g = torch.Generator().manual_seed(self.config.seed)
+        chosen = torch.randperm(len(ds), generator=g)[:THRESHOLD_MAX_IMAGES].sort().values
+        self.good_scores = []
+        self._learn_threshold(self.features(torch.utils.data.Subset(ds, chosen.tolist()),
+                                            progress=False), chosen)
+        (m, d), hw = patches.shape, per_image[0] * per_image[1]
+        self.info = dict(n_train=len(ds), n_patches=len(ds) * hw, memory_bank_size=m,
+                         embed_dim=d, embed_seconds=t_embed, streamed=True,
+                         sampling_seconds=time.perf_counter() - t0 - t_embed,
+                         fit_seconds=time.perf_counter() - t0, n_tiles=None)
         return self
 
     def append(self, images) -> PatchCore:
@@ -287,7 +316,7 @@ class PatchCore:
         image's original size (a list where sizes differ)."""
         if self.bank is None:
             raise PatchCoreError("model: call fit() (or PatchCore.load) before predict()")
-        _check_bank_size(len(self.bank.patches), k or self.config.k, self.config)
+        check_bank_size(len(self.bank.patches), k or self.config.k, self.config)
         if self.config.tile:
             return tiling.predict(self, self._dataset(images, 1), batch_size, progress, k)
         scores, amaps, patches = [], [], []
@@ -341,7 +370,7 @@ class PatchCore:
         header, t = io.read_model_file(path, key)
         header = upgrade_header(header)
         check_header(header, {k: tuple(v.shape) for k, v in t.items()}, path)
-        _check_bank_indices(t, header, path)
+        check_tensors(t, header, path)
         cfg = dict(header["config"])
         cfg["weights"] = {"random": "none"}.get(header["weights"], header["weights"])
         try:
@@ -373,42 +402,6 @@ class PatchCore:
                     grid=list(self.bank.grid) if self.bank else None,
                     train_images=self.bank.train_images if self.bank else [],
                     info=self.info, version=__version__)
-
-
-def _check_bank_size(m: int, k: int, c: Config) -> None:
-    """k neighbours, and Eq. 7's b, need at least that many bank patches."""
-    if k > m:
-        raise PatchCoreError(f"--k: {k} neighbours but the memory bank has only {m} patches")
-    if c.reweight and c.reweight_b > m:
-        raise PatchCoreError(f"--reweight-b: {c.reweight_b} neighbours for Eq. 7 but the memory "
-                             f"bank has only {m} patches (raise --ratio or drop --reweight)")
-
-
-def _device(device) -> torch.device:
-    """cpu, cuda or cuda:N, checked: other devices (mps, xpu, meta) are refused by name."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise PatchCoreError(f"--device: unknown device '{device}' (cpu, cuda or cuda:N)")
-    if dev.type not in ("cpu", "cuda"):
-        raise PatchCoreError(f"--device: '{device}' is not supported (cpu, cuda or cuda:N)")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise PatchCoreError("--device: cuda requested but no CUDA device is available")
-    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
-        raise PatchCoreError(f"--device: {device}: only {torch.cuda.device_count()} CUDA devices")
-    return dev
-
-
-def _check_bank_indices(t: dict, header: dict, path) -> None:
-    """Every bank patch names a saved training image and a cell of the grid."""
-    h, w = header["grid"]
-    n = len(header["train_images"])
-    if t["patches"].dtype != torch.float32 or not bool(torch.isfinite(t["patches"]).all()):
-        raise PatchCoreError(f"{path}: malformed model (bank patches are not finite float32)")
-    for name, top in (("image", n), ("pos", h * w)):
-        v = t[name]
-        if v.dtype != torch.int32 or (len(v) and (int(v.min()) < 0 or int(v.max()) >= top)):
-            raise PatchCoreError(f"{path}: malformed model ('{name}' indices out of range)")
 
 
 def _bank(flat: torch.Tensor, idx: torch.Tensor, owner: torch.Tensor, grid, names) -> Bank:

@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-train", type=int, default=None)
     s.add_argument("--n-test", type=int, default=None)
     s.add_argument("--force", action="store_true", help="replace data the kit did not write")
+    s.add_argument("--categories", default=None, help="comma-separated subset (default: all)")
 
     f = sub.add_parser("fit", help="fit a model on good images and save it")
     f.add_argument("category_dir", help="MVTec category folder or a folder of good images")
@@ -108,7 +109,8 @@ def cmd_synth(a: argparse.Namespace) -> None:
     from ..datasets.synth import generate
 
     t0 = time.perf_counter()
-    cats = generate(a.data_dir, seed=a.seed, n_train=a.n_train, n_test=a.n_test, force=a.force)
+    cats = generate(a.data_dir, seed=a.seed, n_train=a.n_train, n_test=a.n_test, force=a.force,
+                    categories=a.categories.split(",") if a.categories else None)
     print(f"wrote {len(cats)} categories to {a.data_dir} in {time.perf_counter() - t0:.1f} s: "
           + ", ".join(c.name for c in cats))
 
