@@ -28,7 +28,8 @@ OPTS = dict(weights=None, resize=64, crop=0, sampling="coreset", sampling_ratio=
 @pytest.fixture(autouse=True)
 def _no_env(monkeypatch):
     """The app reads PATCHCORE_LITE_*; a developer's shell must not leak into these tests."""
-    for name in (live.ENV_DATA, live.ENV_MODEL, live.ENV_WEIGHTS, live.ENV_CATEGORY):
+    for name in (live.ENV_DATA, live.ENV_MODEL, live.ENV_WEIGHTS, live.ENV_CATEGORY,
+                 live.ENV_START):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -248,8 +249,9 @@ def test_prepare_reports_bad_input_without_failing(tmp_path, monkeypatch, capsys
     monkeypatch.setenv(live.ENV_MODEL, str(model_file))
     assert live.main(["--prepare"]) == 0
     out, err = capsys.readouterr()
-    assert _exports(out) == {live.ENV_DATA: str(tiny_category_ro.resolve()),
-                             live.ENV_WEIGHTS: "auto"} and "ready" in err
+    exports = _exports(out)
+    assert exports.pop(live.ENV_START).endswith(".json") and "ready" in err
+    assert exports == {live.ENV_DATA: str(tiny_category_ro.resolve()), live.ENV_WEIGHTS: "auto"}
 
 
 def test_prepare_fits_once_and_exports_resolved_weights(tmp_path, monkeypatch, capsys,
@@ -408,8 +410,67 @@ def test_make_present_wiring():
     assert f'PATCHCORE_LITE_MODEL="{repo}/m.pclite"' in out
     assert "-m patchcore_lite.apps.live --prepare" in out and 'eval "$prepared"' in out
     assert "http://127.0.0.1:8123/" in out
-    for flag in ("voila notebooks/06_live_demo.ipynb", "--port=8123", "--no-browser",
-                 "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
-                 "--TagRemovePreprocessor.remove_cell_tags=lesson", "--preheat_kernel=True",
-                 "--pool_size=1", "--VoilaKernelManager.fill_delay=120"):  # as in test_browser.py
-        assert flag in out, flag
+    from patchcore_lite.apps.live import serving
+
+    for flag in ("voila notebooks/06_live_demo.ipynb", "--port=8123", *serving.VOILA_OPTS):
+        assert flag in out, flag  # the same list as test_browser.py's server
+
+
+# ---------------------------------------------------------------- quick start and serving
+
+
+def test_quick_start_draws_the_first_frame_without_torch(model_file, tiny_category_ro,
+                                                         tmp_path, monkeypatch, capsys):
+    """--prepare writes the first frame; a kernel draws it before importing torch, and the
+    model that loads behind it scores the rest of the line exactly as a plain start does."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("PATCHCORE_LITE_HOME", str(tmp_path))
+    monkeypatch.setenv(live.ENV_DATA, str(tiny_category_ro))
+    monkeypatch.setenv(live.ENV_MODEL, str(model_file))
+    assert live.main(["--prepare"]) == 0
+    exports = _exports(capsys.readouterr().out)
+    code = ("import sys\nfrom patchcore_lite.apps.live import app\na = app()\n"
+            "print(type(a.line.model).__name__, 'torch' in sys.modules, a.line.counts()['shown'])"
+            "\na.step(); print(a.line.scores().tolist())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**__import__("os").environ, **exports})
+    first, scores = r.stdout.splitlines()
+    assert first == "PendingModel False 1"  # the frame is drawn, torch not yet imported
+    plain = live.build_app(category=tiny_category_ro, model=model_file)
+    plain.step()
+    np.testing.assert_allclose(json.loads(scores), plain.line.scores(), rtol=1e-5)
+    monkeypatch.setenv(live.ENV_MODEL, "")  # another configuration: the start file is ignored
+    assert live.start.read_start(exports[live.ENV_START], live.config_from_env()) is None
+
+
+def test_culling_waits_for_a_loading_page():
+    """A kernel just out of the pool is kept until its page connects (or the grace ends)."""
+    import asyncio
+
+    from patchcore_lite.apps.live.serving import LiveKernelManager
+
+    culled = []
+
+    class Probe(LiveKernelManager):
+        async def _cull(self, kernel_id):
+            culled.append(kernel_id)
+
+    km = Probe(page_grace=0.3)
+    km._kernels = {"a": object(), "b": object()}
+    base = type(km).__mro__[2]  # AsyncMappingKernelManager: record instead of culling
+    base_cull = base.cull_kernel_if_idle
+    try:
+        base.cull_kernel_if_idle = lambda self, k: Probe._cull(self, k)
+        asyncio.run(km.cull_kernel_if_idle("a"))
+        km._had_page.add("b")  # b's page connected (notify_connect), then closed
+        asyncio.run(km.cull_kernel_if_idle("b"))
+        assert culled == ["b"]
+        import time
+
+        time.sleep(0.35)
+        asyncio.run(km.cull_kernel_if_idle("a"))
+        assert culled == ["b", "a"]
+    finally:
+        base.cull_kernel_if_idle = base_cull

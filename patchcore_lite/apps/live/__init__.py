@@ -12,6 +12,8 @@ Voila), the app renders its first frame and returns. The parts, data flowing dow
     markup.py       every HTML snippet and CSS class (`pcl-*`) of the page
     page.py         the ipywidgets page (LiveApp, error_panel): draws a LiveDemo
     environment.py  settings from PATCHCORE_LITE_*, the model, build_app / app, --prepare
+    start.py        the first frame written by --prepare; the model loading behind it
+    serving.py      the Voila options and kernel manager of `make present` (reloads, culling)
 
 Importing this package does not import ipywidgets: `build_app` imports page.py when it builds one.
 """
@@ -30,11 +32,13 @@ from .environment import (
     main,
     prepare,
 )
-from .line import Frame, Inspection, LiveDemo
+from .line import Frame, Inspection, LiveDemo, Part
 from .markup import CSS, FLAG_RGB, PASS_RGB, weights_text
 from .render import GAP, HEAT_ALPHA, MASK_RGB, heat_rgb, render_overlay
+from .start import ENV_START, PendingModel
 
-__all__ = ["CSS", "DEFAULT_CATEGORY", "ENV_CATEGORY", "ENV_DATA", "ENV_MODEL", "ENV_WEIGHTS",
-           "FLAG_RGB", "GAP", "HEAT_ALPHA", "MASK_RGB", "PASS_RGB", "Frame", "Inspection",
-           "LiveConfig", "LiveDemo", "app", "build_app", "config_from_env", "heat_rgb",
-           "load_live_model", "main", "prepare", "render_overlay", "weights_text"]
+__all__ = ["CSS", "DEFAULT_CATEGORY", "ENV_CATEGORY", "ENV_DATA", "ENV_MODEL", "ENV_START",
+           "ENV_WEIGHTS", "FLAG_RGB", "GAP", "HEAT_ALPHA", "MASK_RGB", "PASS_RGB", "Frame",
+           "Inspection", "LiveConfig", "LiveDemo", "Part", "PendingModel", "app", "build_app",
+           "config_from_env", "heat_rgb", "load_live_model", "main", "prepare", "render_overlay",
+           "weights_text"]

@@ -26,9 +26,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...data import test_samples
 from ...errors import PatchCoreError
 from .line import LiveDemo
+from .start import ENV_START, PendingModel, read_start, write_start
 
 ENV_DATA = "PATCHCORE_LITE_DATA"
 ENV_CATEGORY = "PATCHCORE_LITE_CATEGORY"
@@ -67,6 +67,7 @@ def config_from_env() -> LiveConfig:
 
 def load_live_model(cfg: LiveConfig):
     """The saved model if one is given, else the cached fit on <data>/train/good."""
+    from ...data import test_samples
     from ...datasets.cache import cached_model
     from ...model import PatchCore
 
@@ -91,11 +92,22 @@ def build_app(category: str | Path | None = None, model=None, title: str | None 
             cfg.data = Path(category)
         if model is not None and not hasattr(model, "predict"):
             cfg.model, model = Path(model), None
-        if model is None:
-            model = load_live_model(cfg)
-        line = LiveDemo.from_folder(cfg.data, model, shuffle=shuffle, seed=seed)
+        quick, pending = None, None
+        if model is None and category is None and shuffle and seed == 0:
+            quick = read_start(os.environ.get(ENV_START, ""), cfg) if os.environ.get(
+                ENV_START) else None
+        if quick is not None:  # the first frame from --prepare, the model loading behind it
+            pending = PendingModel(lambda: load_live_model(cfg), quick["facts"])
+            line = LiveDemo(pending, quick["parts"], shuffle=False)
+            line.restore(quick["first"], quick["png"])
+        else:
+            model = load_live_model(cfg) if model is None else model
+            line = LiveDemo.from_folder(cfg.data, model, shuffle=shuffle, seed=seed)
         name = cfg.data.name or str(cfg.data)
-        return page.LiveApp(line, title or f"PatchCore live inspection: {name}")
+        shown = page.LiveApp(line, title or f"PatchCore live inspection: {name}")
+        if pending is not None:
+            pending.start()
+        return shown
     except PatchCoreError as e:
         return page.error_panel(str(e))
     except Exception as e:  # noqa: BLE001 - an app shows a message; the log keeps the traceback
@@ -135,7 +147,26 @@ def prepare() -> int:
         weights = {"random": "none"}.get(model.weights_used, model.weights_used)
     print(f"export {ENV_DATA}={shlex.quote(str(cfg.data.resolve()))}")
     print(f"export {ENV_WEIGHTS}={shlex.quote(weights)}")
+    start = _write_start_file(LiveConfig(cfg.data, cfg.model, weights), model)
+    if start is not None:
+        print(f"export {ENV_START}={shlex.quote(str(start))}")
     return 0
+
+
+def _write_start_file(cfg: LiveConfig, model) -> Path | None:
+    """The first frame for quick page loads (start.py), next to the cached models."""
+    import hashlib
+
+    from ...datasets.cache import home
+
+    line = LiveDemo.from_folder(cfg.data, model)
+    try:
+        line.step()
+    except PatchCoreError as e:  # the page shows it when it gets there
+        print(f"live demo: no quick start: {e}", file=sys.stderr)
+        return None
+    name = hashlib.sha256(str(cfg.data.resolve()).encode()).hexdigest()[:12]
+    return write_start(home() / "cache" / f"live-start-{name}.json", cfg, line)
 
 
 def main(argv: list[str] | None = None) -> int:

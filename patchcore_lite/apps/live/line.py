@@ -17,19 +17,28 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ...data import Sample, load_mask, open_image, resize_crop, test_samples, to_tensor
 from ...errors import PatchCoreError
-from ...evaluation.counts import confusion_counts
 from .render import GAP, render_overlay, to_png
 
 THUMB = 72  # filmstrip thumbnail side, pixels
 
 
 @dataclass
+class Part:
+    """An image on the line: what `data.Sample` says (label 1 = defective, None = unknown).
+    Importing data.py means importing torch; the page's first frame comes without it."""
+
+    path: Path
+    defect: str = ""
+    label: int | None = None
+    mask: Path | None = None
+
+
+@dataclass
 class Inspection:
     """One image that went past the camera."""
 
-    sample: Sample
+    sample: Part  # or a data.Sample: the same fields
     score: float
     thumb: bytes  # small PNG of the overlay, for the filmstrip
 
@@ -51,7 +60,7 @@ class Frame:
 class LiveDemo:
     """Test images in a fixed shuffled order; `step()` scores the next one.
 
-    `samples`: `data.Sample`s (label 1 = defective, None = unknown) or plain image paths.
+    `samples`: `data.Sample`s or `Part`s (label 1 = defective, None = unknown) or image paths.
     The threshold starts at the model's default (learned from good training images only).
     """
 
@@ -59,8 +68,7 @@ class LiveDemo:
                  seed: int = 0):
         if model.bank is None:
             raise PatchCoreError("model: not fitted")
-        samples = [s if isinstance(s, Sample) else Sample(Path(s), "", None, None)
-                   for s in samples]
+        samples = [s if hasattr(s, "label") else Part(Path(s)) for s in samples]
         if not samples:
             raise PatchCoreError("live demo: no test images")
         if shuffle:  # a production line mixes good and defective parts
@@ -79,7 +87,15 @@ class LiveDemo:
     @classmethod
     def from_folder(cls, category: str | Path, model, **kw) -> LiveDemo:
         """The line of a category's test images (MVTec layout)."""
+        from ...data import test_samples
+
         return cls(model, test_samples(category), **kw)
+
+    def restore(self, inspection: Inspection, png: bytes) -> None:
+        """Put back a first frame scored earlier (start.py): the line then goes on from image 2."""
+        self.history[:] = [inspection]
+        self.frame = Frame(0, inspection, png)
+        self._next = 1
 
     # ---- stepping ----------------------------------------------------------------------
     @property
@@ -94,6 +110,8 @@ class LiveDemo:
         raised after the line has moved on, so the next call continues with the next image."""
         if self.done:
             return None
+        from ...data import load_mask, open_image, resize_crop, to_tensor
+
         index, sample = self._next, self.samples[self._next]
         self._next += 1
         c = self.model.config
@@ -146,6 +164,8 @@ class LiveDemo:
         out = dict(shown=len(scores), passed=len(scores) - flagged, flagged=flagged,
                    missed=None, false_alarms=None, labelled=int(known.sum()))
         if known.any():
+            from ...evaluation.counts import confusion_counts
+
             c = confusion_counts(labels[known], scores[known], t)
             out.update(missed=c["fn"], false_alarms=c["fp"], caught=c["tp"], good_passed=c["tn"])
         return out

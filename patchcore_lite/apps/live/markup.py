@@ -11,9 +11,6 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ...backbone import describe_weights
 from .render import data_uri
 
 if TYPE_CHECKING:
@@ -27,11 +24,19 @@ CSS = dict(app="pcl-app", heatmap="pcl-heatmap", verdict="pcl-verdict", counts="
 PASS_RGB, FLAG_RGB = "#1a7f37", "#cf222e"
 FILMSTRIP = 8  # images kept visible on the belt
 MUTED = "color:#555"
+# matplotlib's inferno at 8 even steps: the legend needs no matplotlib import before a frame
+INFERNO_STOPS = ("#000003", "#270b52", "#65156e", "#9e2963", "#d44841", "#f57c15", "#fac128",
+                 "#fcfea4")
 BOX = "padding:4px 10px;border-radius:4px;display:inline-block"  # the weights badge
 
 
 def weights_text(model) -> str:
     """What the app says about the weights: never hide a random init."""
+    known = getattr(model, "weights_text", None)  # a model still loading (start.py) knows it
+    if known:
+        return known
+    from ...backbone import describe_weights  # torchvision: only once the model is there
+
     return describe_weights(model.weights_used)
 
 
@@ -136,11 +141,7 @@ def counts_html(c: dict) -> str:
 
 def legend_html(vmin: float, vmax: float) -> str:
     """The heatmap's colour bar from vmin to vmax (the same scale for every image)."""
-    from matplotlib import colormaps
-
-    stops = ", ".join(
-        "rgb({},{},{})".format(*(int(255 * v) for v in colormaps["inferno"](x)[:3]))
-        for x in np.linspace(0, 1, 8))
+    stops = ", ".join(INFERNO_STOPS)
     return (f"<div style='font-size:85%;{MUTED};margin-top:6px'>heatmap colour, same scale "
             f"for every image:<div style='display:flex;align-items:center;gap:6px'>"
             f"<span>{vmin:.2f}</span><span style='display:inline-block;width:200px;height:10px;"

@@ -55,7 +55,10 @@ class LiveApp(widgets.VBox):
         self.children = [widgets.HTML(markup.header_html(title, line.model)), self.weights,
                          widgets.HBox([picture, controls]), self.filmstrip, self.timeline,
                          self.message]
-        self.step()  # the first frame: the only work done before the page appears
+        if line.frame is None:
+            self.step()  # the first frame: the only work done before the page appears
+        else:
+            self._refresh()  # a first frame scored before (start.py)
 
     def _make_widgets(self) -> None:
         lo, top, step = self.line.slider_range()
