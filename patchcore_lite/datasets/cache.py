@@ -20,7 +20,7 @@ def home() -> Path:
     """Where data and cached models live: $PATCHCORE_LITE_HOME, the repo's data/, or ~/.cache."""
     if os.environ.get("PATCHCORE_LITE_HOME"):
         return Path(os.environ["PATCHCORE_LITE_HOME"])
-    repo_data = Path(__file__).resolve().parents[1] / "data"
+    repo_data = Path(__file__).resolve().parents[2] / "data"  # the repo, above the package
     return repo_data if repo_data.is_dir() else Path.home() / ".cache" / "patchcore-lite"
 
 
