@@ -129,3 +129,12 @@ def test_docstring_lists_every_defect():
     for category, defects in synth.DEFECT_TYPES.items():
         line = next(s for s in synth.__doc__.splitlines() if s.strip().startswith(category))
         assert all(d in line for d in defects), line
+
+
+def test_cache_home_is_the_repos_data_folder(monkeypatch):
+    from pathlib import Path
+
+    from patchcore_lite.datasets import cache
+
+    monkeypatch.delenv("PATCHCORE_LITE_HOME", raising=False)
+    assert cache.home() == Path(__file__).resolve().parents[1] / "data"
