@@ -16,6 +16,7 @@ from . import ann, sampling
 from .calibration import check_fraction
 from .errors import PatchCoreError
 
+MAX_BATCH = 256  # images per forward pass: larger batches only cost memory
 MAX_RESIZE = 1024  # larger inputs need tiling: memory grows with the square of the side
 INT_FIELDS = ("k", "reweight_b", "resize", "crop", "seed", "batch_size")
 SEED_MAX = 2**63 - 1  # torch.manual_seed's limit
@@ -102,6 +103,9 @@ class Config:
     def _check_sizes(self) -> None:
         if self.crop < 0 or self.crop > self.resize:
             raise PatchCoreError(f"--crop: must be in [0, --resize={self.resize}], got {self.crop}")
+        if self.batch_size > MAX_BATCH:
+            raise PatchCoreError(f"--batch-size: at most {MAX_BATCH}, got {self.batch_size} "
+                                 "(larger batches only cost memory)")
         if self.resize > MAX_RESIZE and not self.tile:
             raise PatchCoreError(f"--resize: at most {MAX_RESIZE} px without --tile, got "
                                  f"{self.resize} (memory grows with the square of the input side)")

@@ -142,6 +142,8 @@ def read_model_file(path: str | Path, key: bytes | None = None
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except PermissionError:
+        raise PatchCoreError(f"--model: {path}: permission denied")
     except Exception as e:  # noqa: BLE001 - safetensors raises several types for bad files
         raise PatchCoreError(f"{path}: not a readable patchcore-lite model, truncated or "
                              f"corrupted ({str(e).splitlines()[0][:120]})")

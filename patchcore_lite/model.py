@@ -20,6 +20,7 @@ from . import ann, calibration, embedding, io, knn, maps, sampling, streaming, t
 from ._version import __version__
 from .backbone import FeatureExtractor, describe_weights, load_backbone, state_dict_hash
 from .config import (
+    MAX_BATCH,
     Config,
     check_bank_size,
     check_device,
@@ -89,6 +90,10 @@ class PatchCore:
         """Batches of preprocessed (B, 3, S, S) images in [0, 1] (resize, then centre crop)."""
         ds = images if isinstance(images, torch.utils.data.Dataset) else ImageSet(
             images, self.config.resize, self.config.crop)
+        if batch_size is not None and not (isinstance(batch_size, int) and
+                                           1 <= batch_size <= MAX_BATCH):
+            raise PatchCoreError(f"--batch-size: a whole number in [1, {MAX_BATCH}], got "
+                                 f"{batch_size!r}")
         return torch.utils.data.DataLoader(ds, batch_size=batch_size or self.config.batch_size)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:

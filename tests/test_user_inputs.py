@@ -219,3 +219,28 @@ def test_reweight_needs_b_bank_patches(tiny_category_ro):
     tiny = dict(TINY, sampling_ratio=0.0005, reweight=True, reweight_b=9)  # a bank of ~3 patches
     with pytest.raises(PatchCoreError, match="--reweight-b: 9 neighbours"):
         PatchCore(**tiny).fit(good_images(tiny_category_ro))
+
+
+@pytest.mark.parametrize("backbone, layers", [("resnet18", "layer2,layer3"),
+                                              ("mobilenet_v2", "features.6,features.13")])
+def test_limits_named_for_other_backbones_too(tiny_category_ro, backbone, layers):
+    images = good_images(tiny_category_ro)
+    opts = dict(TINY, backbone=backbone, layers=layers)
+    with pytest.raises(PatchCoreError, match="--embed-dim: 100000 is above"):
+        PatchCore(**dict(opts, embed_dim=100000)).fit(images)
+    with pytest.raises(PatchCoreError, match="--batch-size"):
+        PatchCore(**dict(opts, batch_size=10**6))
+    model = PatchCore(**opts).fit(images)
+    with pytest.raises(PatchCoreError, match="--batch-size"):
+        model.predict(images, batch_size=0)
+    with pytest.raises(PatchCoreError, match="--k: .* only"):
+        model.predict(images, k=10**7)
+
+
+def test_one_training_image_is_named_with_its_folder(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "train" / "good").mkdir(parents=True)
+    Image.new("RGB", (64, 64)).save(tmp_path / "train" / "good" / "a.png")
+    r = run_in_process("fit", tmp_path, "--model", tmp_path / "m.pclite", *FAST)
+    assert "need at least 2" in error_line(r) and str(tmp_path) in r.stderr

@@ -122,6 +122,9 @@ def cmd_fit(a: argparse.Namespace) -> None:
     images = good_images(a.category_dir)
     if a.append:
         return append(a, images, key)
+    if len(images) < 2:
+        raise PatchCoreError(f"{a.category_dir}: need at least 2 good training images, found "
+                             f"{len(images)}")
     model = PatchCore(**model_kwargs(a))
     _say(f"model: {model.describe()}")
     model.fit(images)
@@ -280,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda msg, cat, *rest: f"warning: {msg}\n"
     try:
         COMMANDS[args.verb](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
     except PatchCoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
