@@ -244,3 +244,16 @@ def test_one_training_image_is_named_with_its_folder(tmp_path):
     Image.new("RGB", (64, 64)).save(tmp_path / "train" / "good" / "a.png")
     r = run_in_process("fit", tmp_path, "--model", tmp_path / "m.pclite", *FAST)
     assert "need at least 2" in error_line(r) and str(tmp_path) in r.stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="byte file names")
+def test_non_utf8_file_names_with_out(tiny_category_ro, model_file, tmp_path):
+    import shutil
+
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    shutil.copy(next((tiny_category_ro / "test" / "good").iterdir()),
+                os.fsencode(folder) + b"/\xffshot.png")
+    r = run_in_process("predict", "--model", model_file, folder, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "o").rglob("*_overlay.png"))) == 1

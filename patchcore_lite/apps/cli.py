@@ -201,7 +201,8 @@ def _write_overlays(model, paths, scores, maps, thr, out: Path) -> None:
     for p, s, m in zip(paths, scores, maps):
         img = load_image(p, *size).permute(1, 2, 0).numpy()
         verdict = "good" if s < thr else "ANOMALOUS"  # a NaN score never passes
-        fig = plots.overlay(img, m, vmin=lo, vmax=hi, title=f"{p.name}: {s:.3g} ({verdict})",
+        name = p.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # any bytes
+        fig = plots.overlay(img, m, vmin=lo, vmax=hi, title=f"{name}: {s:.3g} ({verdict})",
                             subtitle=model.describe())
         plots.save(fig, out / overlay_name(p))
 
