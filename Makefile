@@ -18,7 +18,8 @@ VOILA_OPTS = --port=$(PORT) --no-browser --Voila.ip=127.0.0.1 --Voila.port_retri
 	--MappingKernelManager.cull_idle_timeout=4 --MappingKernelManager.cull_interval=1 \
 	--MappingKernelManager.cull_connected=False
 
-.PHONY: venv demo test lab present lint clean bench bench-anomalib bench-memory gpu-check
+.PHONY: venv demo test lab present lint clean bench bench-anomalib bench-memory gpu-check \
+	assignments handouts
 
 venv: $(STAMP)
 
@@ -36,8 +37,23 @@ test: venv
 	$(PY) -m ruff check patchcore_lite tests
 	$(PY) -m pytest -q tests
 
+# Self-study: your own copy of the student versions in $(LAB)/ (made once, never overwritten),
+# the instructor versions one folder up in notebooks/. DATA=folder: your own category everywhere.
+LAB ?= my-notebooks
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: venv
-	$(VENV)/bin/jupyter lab notebooks/
+	$(PY) -m patchcore_lite.teaching.assignments --lab $(LAB)
+	@export PATCHCORE_LITE_DATA="$(if $(DATA),$(abspath $(DATA)))" && \
+	$(VENV)/bin/jupyter lab $(ALLOW_ROOT) --ServerApp.root_dir="$(CURDIR)" \
+		--LabApp.default_url=/lab/tree/$(LAB)
+
+# Course: nbgrader student versions in assignments/release/, both versions executed and
+# autograded (one line); offline HTML handouts in handouts/ (reusing those executions).
+assignments: venv
+	@$(PY) -m patchcore_lite.teaching.assignments
+
+handouts: venv
+	$(PY) -m patchcore_lite.teaching.handouts
 
 # Live demo app: embedded data (or DATA=category folder), cached fit (or MODEL=file.pclite).
 # The prepare step generates data / fits once (cached), so the page itself only loads the model.

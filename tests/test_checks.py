@@ -155,3 +155,29 @@ def test_the_helpers_speak_one_protocol():
     assert checks.exact((2, 1), (1, 2), "yes.", "no.", "a pair", near).message == near[0][1]
     assert checks.exact(7, (1, 2), "yes.", "no.", "a pair", near).message == "7 is not it: no."
     unanswered(checks.exact(None, (1, 2), "yes.", "no.", "a pair"))
+
+
+def test_new_self_checks_not_answerable_from_the_output_above():
+    right(lesson00.check_crop_fraction((224 / 256) ** 2))
+    wrong(lesson00.check_crop_fraction(224 / 256))
+    right(lesson00.check_why_good_tests("b"))
+    wrong(lesson00.check_why_good_tests("a"))
+    right(lesson01.check_layer_shape("layer3", (256, 20, 20), input_size=320))
+    right(lesson01.check_patch_count("layer2", 1600, input_size=320))
+    wrong(lesson01.check_patch_count("layer2", 784, input_size=320))
+    right(lesson01.check_skipped_modules(["layer3", "layer4", "avgpool", "fc"],
+                                         layers=("layer1", "layer2")))
+    right(lesson02.check_patches_and_dim((1600, 384), input_size=320))
+    right(lesson03.check_bank_size(980, n_images=25, ratio=0.05))
+    right(lesson03.check_radius_trend("a"))
+    wrong(lesson03.check_radius_trend("c"))
+
+
+def test_marks_render_without_an_emoji_font():
+    """The check marks are plain text symbols that DejaVu Sans (matplotlib's font) draws."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    font = FT2Font(font_manager.findfont("DejaVu Sans"))
+    for mark in (checks.OK, checks.WRONG):
+        assert ord(mark) < 0x1F000 and font.get_char_index(ord(mark)) != 0, hex(ord(mark))

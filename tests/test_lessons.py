@@ -4,6 +4,8 @@ Each v's compute function is asserted on directly; the v must show the same numb
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 import numpy as np
 import pytest
@@ -447,3 +449,60 @@ def test_lesson05_compute(tiny_model, tiny_category_ro):
     assert isinstance(lesson05.pro_figure(ev), Figure)
     tlab = lesson05.ThresholdLab.from_evaluation(ev)
     assert tlab.image(0).shape == (64, 64, 3)
+
+
+# ---- walkthrough fixes (issue 12) -----------------------------------------------------------
+
+def test_notebook_05_without_masks(tiny_category):
+    """A folder without ground_truth/: pixel metrics say so, nothing crashes (TypeError before)."""
+    import shutil
+
+    shutil.rmtree(tiny_category / "ground_truth")
+    model = PatchCore(**OPTS).fit(data.good_images(tiny_category))
+    ev = lesson05.evaluate(tiny_category, model)
+    v = lesson05.pixel_view(ev)
+    assert v.data["pixel_auroc"] is None and "No ground-truth masks" in v.caption
+    tlab = lesson05.ThresholdLab.from_evaluation(ev)
+    assert lesson05.threshold_view(tlab, model.threshold).data["counts"]
+
+
+def test_one_data_setting_for_every_notebook(tmp_path, monkeypatch):
+    monkeypatch.setenv(view.DATA_ENV, str(tmp_path))
+    assert view.category_dir() == tmp_path
+    assert view.category_dir(folder="elsewhere") == Path("elsewhere")
+
+
+def test_compare_never_rounds_a_difference_away():
+    assert view.compare(3.2961, 3.3012) == ("3.296", "3.301")
+    a, b = view.compare(3.30001, 3.30004)
+    assert a != b and float(a) < float(b)
+
+
+def test_figures_are_legible_at_100_percent():
+    from matplotlib.text import Text
+
+    fig = lesson00.pipeline_figure()
+    dpi = view.legible(fig)
+    assert fig.get_figwidth() * dpi <= view.MAX_WIDTH_PX
+    sizes = [t.get_fontsize() * dpi / 72 for t in fig.findobj(Text) if t.get_text()]
+    assert min(sizes) >= view.MIN_PX - 1e-6
+
+
+def test_toy_plot_keeps_its_scale(bank_lab):
+    limits = []
+    for method, ratio in (("coreset", 0.01), ("random", 0.25), ("none", 1.0)):
+        fig = lesson03.bank_view(bank_lab, method, ratio).figures[0]
+        limits.append((fig.axes[0].get_xlim(), fig.axes[0].get_ylim()))
+    assert limits[0] == limits[1] == limits[2]
+
+
+def test_explain_title_shows_the_chosen_k(explain_lab):
+    v = lesson04.explain_pixel(explain_lab, 0, 2, 5, 5)
+    title = v.figures[0].subfigs[0].get_suptitle() if v.figures[0].subfigs else ""
+    assert "k=2" in title and f"k={explain_lab.model.config.k}," not in title.replace("k=2", "")
+
+
+def test_interactive_figures_carry_a_static_png():
+    lab = _threshold_lab(with_maps=False)
+    bundle = lesson05.roc_plotly(lab.labels, lab.scores)._repr_mimebundle_()
+    assert "application/vnd.plotly.v1+json" in bundle and len(bundle["image/png"]) > 1000

@@ -15,7 +15,7 @@ from matplotlib.patches import FancyBboxPatch, Rectangle
 from ..data import Sample, load_image, load_mask, test_samples
 from ..evaluation import plots
 from .checks import Verdict, choice, number
-from .view import View, array, defect_types, first_of_each, live, sample_name, table
+from .view import View, array, compare, defect_types, first_of_each, live, sample_name, table
 
 # ---- views ----------------------------------------------------------------------------------
 
@@ -24,7 +24,7 @@ TOP = [("good training\nimages", "00"), ("ResNet, hooks on\nlayer2 + layer3", "0
        ("coreset:\nmemory bank", "03")]
 BOTTOM = [("test image", "00"), ("same backbone\nand embedding", "01-02"),
           ("distance to nearest\nbank patch (kNN)", "04"), ("upsample +\nblur (sigma 4)", "04"),
-          ("heatmap; image score\n= max; threshold", "05")]
+          ("heatmap; score\n= max; threshold", "05")]
 
 
 def pipeline_figure() -> Figure:
@@ -134,8 +134,11 @@ def first_look(model, samples: Sequence[Sample]) -> View:
     images = [plots.to_rgb(load_image(s.path, c.resize, c.crop)) for s in samples]
     masks = [array(load_mask(s, c.resize, c.crop)) for s in samples]
     lo, hi = model.map_range
-    titles = [f"{sample_name(s)}\nscore {sc:.3g}" + (" > thr" if sc >= model.threshold else "")
-              for s, sc in zip(samples, scores)]
+    titles = []
+    for s, sc in zip(samples, scores):
+        a, t = compare(float(sc), model.threshold)
+        titles.append(f"{sample_name(s)}\nscore {a} {'>=' if sc >= model.threshold else '<'} "
+                      f"thr {t}")
     fig = plots.overlay_grid(images, amaps, masks, titles, lo, hi, ncols=len(samples),
                              suptitle=model.describe())
     data = dict(names=[sample_name(s) for s in samples], scores=scores.tolist(),
@@ -172,6 +175,23 @@ def check_training_data(answer) -> Verdict:
     b) good images only, c) defective images only."""
     return choice(answer, "b", "PatchCore learns from good images only; defects and masks are "
                   "needed only to *evaluate* it.", "a, b, c")
+
+
+def check_crop_fraction(answer, resize: int = 256, crop: int = 224) -> Verdict:
+    """What fraction of a resized image's area does the centre crop keep?"""
+    truth = (crop / resize) ** 2
+    return number(answer, truth, f"({crop}/{resize})^2 = {truth:.3f}: a defect in the outer "
+                  f"ring of {resize - crop} pixels is never seen (hence `--crop 0`).",
+                  "both sides shrink: square the ratio of the sides.", "a fraction, e.g. 0.5")
+
+
+def check_why_good_tests(answer) -> Verdict:
+    """Why does a test set need good images? a) to fit the model, b) to measure false alarms,
+    c) to compute the masks."""
+    return choice(answer, "b", "without good test images a model that flags everything would "
+                  "look perfect; they count the false alarms (and the image AUROC needs both "
+                  "classes).", "a, b, c", hint="Fitting uses train/good only. What would a model "
+                  "that flags every image score on defects alone?")
 
 
 def check_defect_types(category: str | Path, answer) -> Verdict:

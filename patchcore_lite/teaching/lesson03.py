@@ -20,6 +20,7 @@ from .. import knn, sampling
 from ..data import good_images, load_mask, test_samples
 from ..evaluation import metrics
 from .checks import Verdict, choice, close, number
+from .coding import blocked, passed, peak_bytes, same_array, same_number, within_memory
 from .lesson02 import pca
 from .view import View, array, first_of_each, fmt, live, table, weights_label
 
@@ -146,6 +147,8 @@ def _draw_toy(ax, lab: BankLab, t: dict, method: str) -> None:
     ax.scatter(*t["kept"].T, s=6, c="tab:orange")
     ax.plot(*np.stack([t["worst"], t["nearest"]]).T, c="red", lw=1.2)
     ax.scatter(*t["worst"], marker="x", c="red", s=40, zorder=3)
+    lo, hi = lab.toy.min(0) - 0.5, lab.toy.max(0) + 0.5  # fixed: the same scale for every setting
+    ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
     ax.set_aspect("equal")
     ax.set_title(f"toy 2-D data: {len(t['kept'])} of {len(lab.toy)} kept\ncoverage radius "
                  f"{t['radius']:.2f} (circles; red = worst-covered)", fontsize=9)
@@ -266,6 +269,16 @@ def check_nxn_memory(answer_gb, n: int = 209 * 784) -> Verdict:
                   "a number of gigabytes", rel=0.05)
 
 
+def check_radius_trend(answer) -> Verdict:
+    """Doubling the ratio, the coreset's coverage radius a) never grows, b) never shrinks,
+    c) can go either way."""
+    return choice(answer, "a", "the greedy loop with a larger ratio keeps the same first "
+                  "points and adds more, and more kept points can only bring every patch "
+                  "closer to one of them.", "a, b, c",
+                  hint="Greedy selection is a sequence: what does a larger bank share with a "
+                       "smaller one?")
+
+
 def check_coverage_winner(lab: BankLab, answer, ratio: float = 0.1) -> Verdict:
     """At the same ratio, which method ('random' or 'coreset') has the smaller coverage radius?"""
     radius = {m: lab.result(m, ratio)["coverage_radius"] for m in ("random", "coreset")}
@@ -274,3 +287,64 @@ def check_coverage_winner(lab: BankLab, answer, ratio: float = 0.1) -> Verdict:
                   "Greedy k-center adds the worst-covered patch each step, so rare patterns get "
                   "a representative.", "'random' or 'coreset'",
                   hint=f"Compare the coverage radius column at ratio {ratio:g}.")
+
+
+# ---- coding exercises (graded: each raises AssertionError on a wrong answer) ----------------
+
+def _blocked_sampling(what: str):
+    """The library's samplers, coverage and nearest-neighbour search, blocked."""
+    return blocked([(sampling, "greedy_exact"), (sampling, "greedy_pruned"),
+                    (sampling, "greedy_coreset"), (sampling, "subsample"),
+                    (sampling, "coverage"), (knn, "knn")], what)
+
+
+def _greedy_cases(rng: np.random.Generator):
+    """(x (N, D) float64, m, start) cases: shapes, one point, m = N, and many ties."""
+    yield rng.normal(size=(50, 2)), 5, int(rng.integers(50))
+    yield rng.normal(size=(200, 8)), 20, int(rng.integers(200))
+    yield rng.normal(size=(1, 3)), 1, 0
+    yield rng.normal(size=(30, 4)), 30, int(rng.integers(30))
+    yield rng.integers(0, 3, (40, 2)).astype(float), 12, 0  # 9 distinct points: ties, repeats
+
+
+def test_greedy_kcenter(greedy_kcenter) -> None:
+    """Exercise 03.1: greedy_kcenter(x (N, D) numpy, m, start) -> (m,) indices in selection
+    order: start first, then each time the point farthest from those chosen (ties: lowest
+    index), keeping one vector of N distances (O(N) memory, never N x N)."""
+    rng = np.random.default_rng(int(time.time()))
+    n = 0
+    for x, m, start in _greedy_cases(rng):
+        expected = sampling.greedy_exact(torch.from_numpy(x), m, start, lambda _: None)
+        with _blocked_sampling("greedy_kcenter"):
+            got = greedy_kcenter(x.copy(), m, start)
+        same_array(got, expected.numpy(), f"greedy_kcenter(x {x.shape}, m={m}, start={start})",
+                   rtol=0, atol=0,
+                   hint="farthest from its nearest chosen point; ties: lowest index")
+        n += 1
+    x = rng.normal(size=(6000, 8))
+    with _blocked_sampling("greedy_kcenter"):
+        _, peak = peak_bytes(greedy_kcenter, x, 8, 0)
+    within_memory(peak, 16 * x.nbytes + 2**20, f"greedy_kcenter(x {x.shape}, m=8)",
+                  "keep one running vector of N distances, not an N x N matrix")
+    print(passed("greedy_kcenter", n + 1))
+
+
+def test_coverage_radius(coverage_radius) -> None:
+    """Exercise 03.2: coverage_radius(x (N, D) numpy, kept (K,) indices) -> the largest distance
+    from any row of x to its nearest kept row, without an N x K matrix in memory."""
+    rng = np.random.default_rng(int(time.time()))
+    cases = [(rng.normal(size=(100, 3)), 10), (rng.normal(size=(300, 16)), 1),
+             (rng.normal(size=(40, 2)), 40), (rng.normal(size=(1, 5)), 1)]
+    for x, k in cases:
+        kept = rng.permutation(len(x))[:k]
+        expected = sampling.coverage(torch.from_numpy(x), torch.from_numpy(kept))
+        with _blocked_sampling("coverage_radius"):
+            got = coverage_radius(x.copy(), kept.copy())
+        same_number(got, expected, f"coverage_radius(x {x.shape}, {k} kept)", rtol=1e-5,
+                    atol=1e-6, hint="the max over points of the distance to the nearest kept one")
+    x, kept = rng.normal(size=(20000, 4)), rng.permutation(20000)[:2000]
+    with _blocked_sampling("coverage_radius"):
+        _, peak = peak_bytes(coverage_radius, x, kept)
+    within_memory(peak, 12 * 2**20, f"coverage_radius(x {x.shape}, 2000 kept)",
+                  "an N x K matrix is 305 MiB: loop over the kept points (or blocks of them)")
+    print(passed("coverage_radius", len(cases) + 1))

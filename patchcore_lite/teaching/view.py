@@ -10,6 +10,7 @@ library's own code; `table()` writes rows as Markdown. The few data helpers ever
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,9 @@ from ..backbone import describe_weights
 from ..data import Sample, load_image, test_samples
 
 CATEGORY = "hex_nut"  # the course's default category of the embedded data set
+DATA_ENV = "PATCHCORE_LITE_DATA"  # one category folder for every notebook and the live demo
+MIN_PX = 12  # smallest text on screen: a 1080p display at 100% zoom
+MAX_WIDTH_PX = 1000  # a PNG this wide fits a notebook or handout column unscaled
 
 
 # ---- View and live widgets ------------------------------------------------------------------
@@ -42,7 +46,7 @@ class View:
         for fig in self.figures:
             if isinstance(fig, Figure):
                 buf = io.BytesIO()
-                fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+                fig.savefig(buf, format="png", dpi=legible(fig), bbox_inches="tight")
                 out.append(Image(data=buf.getvalue(), format="png"))
             else:
                 out.append(fig)
@@ -53,6 +57,51 @@ class View:
 
         for obj in self.rendered():
             display(obj)
+
+
+class Interactive:
+    """A plotly figure with a static matplotlib twin: notebooks show the plotly one, and its
+    display bundle carries the twin as image/png, which handouts put beside it (and which a
+    front end without plotly shows instead). Attributes are the plotly figure's."""
+
+    def __init__(self, figure, static: Figure):
+        self.figure, self.static = figure, static
+
+    def __getattr__(self, name):
+        return getattr(self.figure, name)
+
+    def png(self) -> bytes:
+        """The static twin as PNG bytes (legible sizes)."""
+        buf = io.BytesIO()
+        self.static.savefig(buf, format="png", dpi=legible(self.static), bbox_inches="tight")
+        return buf.getvalue()
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        import base64
+        import json
+
+        bundle = {"application/vnd.plotly.v1+json": json.loads(self.figure.to_json()),
+                  "image/png": base64.b64encode(self.png()).decode("ascii"),
+                  "text/plain": "interactive figure (plotly), static copy as PNG"}
+        return bundle
+
+
+def legible(fig: Figure, min_px: float = MIN_PX, max_width_px: int = MAX_WIDTH_PX) -> float:
+    """Raise every text of `fig` to at least min_px on screen; the dpi to save it at.
+
+    A figure wider than max_width_px is saved at a lower dpi rather than scaled down by the
+    page, so the sizes set here are the sizes the learner sees."""
+    from matplotlib.text import Text
+
+    dpi = min(90.0, max_width_px / fig.get_figwidth())
+    min_pt = min_px * 72 / dpi
+    for ax in fig.axes:
+        if ax.xaxis.get_ticklabels() and ax.xaxis.get_ticklabels()[0].get_fontsize() < min_pt:
+            ax.tick_params(labelsize=min_pt)
+    for t in fig.findobj(Text):
+        if t.get_text() and t.get_fontsize() < min_pt:
+            t.set_fontsize(min_pt)
+    return dpi
 
 
 def live(callback: Callable[..., View], controls: dict, update: Callable | None = None,
@@ -130,6 +179,16 @@ def table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def compare(a: float, b: float, digits: int = 4) -> tuple[str, str]:
+    """a and b with at least `digits` significant digits, and as many more as it takes for
+    them to read differently when they differ (3.2961 vs 3.3012, never '3.3 vs 3.3')."""
+    for d in range(digits, 17):
+        sa, sb = f"{a:.{d}g}", f"{b:.{d}g}"
+        if sa != sb or a == b:
+            return sa, sb
+    return repr(a), repr(b)
+
+
 def fmt(v) -> str:
     """One table cell: '-' for None, 4 significant digits for a float."""
     if v is None:
@@ -152,11 +211,13 @@ def weights_label(weights_used: str, backbone: str = "resnet18") -> str:
 # ---- the course's data ----------------------------------------------------------------------
 
 def category_dir(category: str = CATEGORY, folder: str | Path | None = None) -> Path:
-    """`folder` if given (e.g. an MVTec category), else `category` of the embedded data set.
+    """`folder` if given, else $PATCHCORE_LITE_DATA if set (your own or an MVTec category, one
+    setting for every notebook: `make lab DATA=path`), else `category` of the embedded data set.
 
     The embedded data set is generated on first use, then reused."""
+    folder = folder if folder is not None else (os.environ.get(DATA_ENV) or None)
     if folder is not None:
-        return Path(folder)
+        return Path(folder).expanduser()
     from ..datasets import cache
 
     return cache.embedded_data() / category
