@@ -161,3 +161,95 @@ def test_pruned_loop_in_small_chunks_picks_the_same(monkeypatch):
     whole = sampling.greedy_pruned(x.double(), 60, 7, lambda _: None, 4)
     monkeypatch.setattr(sampling, "CHUNK", 7)
     assert sampling.greedy_pruned(x.double(), 60, 7, lambda _: None, 4).tolist() == whole.tolist()
+
+
+# ---- the fast default (greedy_cells) against the exact greedy ---------------------------------
+
+def dataset(name, n=3000):
+    """A few thousand patches: random, clustered, or with many exact duplicates (flat areas)."""
+    if name == "random":
+        return rand(n, 16)
+    if name == "clustered":
+        return clustered(n_big=n // 5, n_rare=40, d=16)
+    base = rand(n // 3, 16, seed=1)
+    return torch.cat([base, base, base[: n - 2 * len(base)]])[torch.randperm(n)]
+
+
+@pytest.mark.parametrize("data", ["random", "clustered", "duplicates"])
+@pytest.mark.parametrize("cell_size", [800, 1500])
+def test_fast_coreset_covers_within_10_percent_of_exact(data, cell_size):
+    """The issue's bound: coverage of the fast mode <= 1.1 x the exact greedy's, 2-4 cells of
+    about 100-150 picks each (the default's cells hold 16,384 patches: 1,600 picks at 10%)."""
+    x = dataset(data)
+    fast = sampling.greedy_coreset(x, 0.1, progress=False, cell_size=cell_size)
+    exact = sampling.greedy_coreset(x, 0.1, progress=False, cell_size=None)
+    m = sampling.n_keep(len(x), 0.1)
+    assert len(fast) == len(exact) == m and len(set(fast.tolist())) == m
+    assert sampling.coverage(x, fast) <= 1.1 * sampling.coverage(x, exact)
+
+
+def test_cells_partition_every_patch_once():
+    x = dataset("clustered")
+    parts = sampling.cells(x, 250)
+    assert len(parts) > 8 and max(len(c) for c in parts) <= 250
+    assert sorted(torch.cat(parts).tolist()) == list(range(len(x)))
+
+
+def test_default_is_the_fast_mode_and_exact_is_coreset_exact():
+    x = dataset("random", 2000)
+    fast = sampling.subsample(x, "coreset", 0.1, progress=False)
+    exact = sampling.subsample(x, "coreset-exact", 0.1, progress=False)
+    assert fast.tolist() == exact.tolist()  # N <= CELL_SIZE: one cell, the exact loop
+    cells = sampling.greedy_coreset(x, 0.1, progress=False, cell_size=200)
+    assert cells.tolist() != exact.tolist() and len(cells) == len(exact)
+
+
+@pytest.mark.parametrize("n, ratio, cell_size", [(1, 0.1, 1), (3, 0.5, 1), (50, 0.1, 5)])
+def test_fast_coreset_tiny_inputs(n, ratio, cell_size):
+    """Fewer picks than cells fall back to the exact loop; a single patch is kept."""
+    x = rand(n, 4)
+    got = sampling.greedy_coreset(x, ratio, progress=False, cell_size=cell_size)
+    assert got.tolist() == sampling.greedy_coreset(x, ratio, progress=False,
+                                                   cell_size=None).tolist()
+
+
+def test_fast_coreset_ratio_one_and_all_duplicates():
+    x = dataset("clustered", 1000)
+    got = sampling.greedy_coreset(x, 1.0, progress=False, cell_size=100)
+    assert sorted(got.tolist()) == list(range(len(x)))
+    same = torch.ones(1000, 8)  # every patch identical: any 100 distinct ones cover exactly
+    got = sampling.greedy_coreset(same, 0.1, progress=False, cell_size=100)
+    assert len(set(got.tolist())) == 100 and sampling.coverage(same, got) == 0.0
+
+
+def test_fast_coreset_reruns_a_cell_that_ran_out_of_budget(monkeypatch):
+    """A cell with far more spread than its share gets a larger budget: coverage holds."""
+    g = torch.Generator().manual_seed(0)
+    tight, wide = torch.randn(1500, 8, generator=g) * 0.01, torch.randn(1500, 8, generator=g) * 5
+    x = torch.cat([tight, wide + 100])
+    monkeypatch.setattr(sampling, "MARGIN", 1.0)  # shares by size: the wide cells run out
+    runs, loop = [], sampling._pruned_loop
+    monkeypatch.setattr(sampling, "_pruned_loop", lambda x, z, m, i, t: runs.append(m) or
+                        loop(x, z, m, i, t))
+    fast = sampling.greedy_coreset(x, 0.1, progress=False, cell_size=500)
+    assert len(runs) > 8 and max(runs) == 2 * min(runs)  # 8 cells, then reruns at twice
+    exact = sampling.greedy_coreset(x, 0.1, progress=False, cell_size=None)
+    assert sampling.coverage(x, fast) <= 1.1 * sampling.coverage(x, exact)
+
+
+def test_fast_coreset_torch_path_equals_numpy_path(monkeypatch):
+    """The cells run the exact loop on tensors on a GPU: that path on the CPU picks the same."""
+    x = dataset("clustered", 1500)
+    via_numpy = sampling.greedy_coreset(x, 0.1, progress=False, cell_size=300)
+    monkeypatch.setattr(sampling, "_arrays", lambda *t: (torch, list(t)))
+    via_torch = sampling.greedy_coreset(x, 0.1, progress=False, cell_size=300)
+    assert via_torch.tolist() == via_numpy.tolist()
+
+
+@cuda
+def test_fast_coreset_cuda_covers_like_cpu():
+    x = dataset("clustered")
+    cpu = sampling.greedy_coreset(x, 0.1, progress=False, cell_size=500)
+    gpu = sampling.greedy_coreset(x.cuda(), 0.1, progress=False, cell_size=500)
+    assert len(gpu) == len(cpu)
+    assert sampling.coverage(x, gpu.cpu()) <= 1.02 * sampling.coverage(x, cpu)
