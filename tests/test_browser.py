@@ -199,14 +199,39 @@ def dataset(tmp_path_factory):
                 cached_prepare_s=time.perf_counter() - t)
 
 
+def write_y4m(path: Path, images: list[Path], side: int = 256, repeat: int = 5) -> Path:
+    """A .y4m video (YUV 4:2:0, BT.601) of `images`, each `repeat` frames: Chromium's fake
+    camera plays it in a loop. numpy only: no ffmpeg."""
+    import numpy as np
+    from PIL import Image
+
+    with path.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{side} H{side} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for image in images:
+            rgb = np.asarray(Image.open(image).convert("RGB").resize((side, side)), np.float64)
+            r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+            y = 0.299 * r + 0.587 * g + 0.114 * b
+            u = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+            v = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+            planes = [y] + [c.reshape(side // 2, 2, side // 2, 2).mean((1, 3)) for c in (u, v)]
+            frame = b"FRAME\n" + b"".join(np.clip(p.round(), 0, 255).astype(np.uint8).tobytes()
+                                           for p in planes)
+            f.write(frame * repeat)
+    return path
+
+
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def browser(tmp_path_factory, dataset):
     from playwright.sync_api import sync_playwright
 
     profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp_path_factory.getbasetemp())
+    test_images = sorted((dataset["category"] / "test").rglob("*.png"))[:6]
+    video = write_y4m(Path(profile).with_suffix(".y4m"), test_images)
+    camera = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+              f"--use-file-for-fake-video-capture={video}"]
     with sync_playwright() as p:
         ctx = p.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
+            profile, executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + camera, headless=True,
             viewport={"width": 1400, "height": 1000})
         ctx.set_default_timeout(PAGE_S * 1000)
         try:
@@ -430,3 +455,103 @@ def test_reloads_are_instant_and_free_their_kernels(dataset, browser):
         (OUT / "reloads.json").write_text(json.dumps(result, indent=2))
     assert max(result["first_heatmap_s"]) < MAX_RELOAD_HEATMAP_S, result
     assert after_close[-1] <= MAX_KERNELS_AFTER, result
+
+
+def _style(page, css: str, prop: str) -> float:
+    return page.evaluate(f"() => parseFloat(getComputedStyle(document.querySelector('{css}'))"
+                         f".{prop})")
+
+
+def _check_full_screen(page, size: tuple[int, int]) -> dict:
+    """At this window size: a large heatmap, a verdict of 48 px or more, large counts."""
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    page.wait_for_timeout(500)
+    box = page.locator(".pcl-heatmap").bounding_box()
+    got = dict(heatmap_w=box["width"], heatmap_h=box["height"],
+               verdict_px=_style(page, ".pcl-verdict-word", "fontSize"),
+               count_px=_style(page, ".pcl-shown", "fontSize"))
+    shot(page, f"10-full-{size[0]}x{size[1]}")
+    assert got["verdict_px"] >= 48 and got["count_px"] >= 32, got
+    assert box["width"] >= 0.55 * size[0] and box["y"] + box["height"] <= size[1] + 1, got
+    return got
+
+
+def drop(page, css: str, path: Path) -> None:
+    """Drop a file on an element, as a file manager does (a DataTransfer with one File)."""
+    import base64
+
+    page.evaluate("""([css, name, b64]) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], name, { type: "image/png" }));
+        const el = document.querySelector(css);
+        for (const type of ["dragenter", "dragover", "drop"])
+            el.dispatchEvent(new DragEvent(type, { dataTransfer: data, bubbles: true }));
+    }""", [css, path.name, base64.b64encode(path.read_bytes()).decode()])
+
+
+def test_full_screen_upload_teach_and_camera(dataset, browser, tmp_path):
+    server = Server("parts", dataset["env"])
+    result: dict = {}
+    try:
+        server.wait_listening()
+        server.wait_preheated()
+        page = browser.new_page()
+        page.set_viewport_size({"width": 1920, "height": 1080})
+        open_app(page, server.url)
+        assert page.locator(".pcl-app.pcl-full").count() == 1  # Voila: full screen at once
+        result["1920x1080"] = _check_full_screen(page, (1920, 1080))
+        result["1280x720"] = _check_full_screen(page, (1280, 720))
+        explain = page.locator(".pcl-explain").first
+        assert explain.is_visible()
+        page.locator(".pcl-presenter").click()
+        wait_for(page, "presenter mode", lambda: not explain.is_visible(), 10)
+        shot(page, "11-presenter-1280x720")
+
+        # upload: two images of your own and a bad file; on the line, one message, no traceback
+        good = sorted((dataset["category"] / "train" / "good").iterdir())
+        bad = tmp_path / "notes.png"
+        bad.write_bytes(b"not an image at all")
+        def upload(paths) -> None:  # FileUpload's dialog (its <input> is not in the page)
+            with page.expect_file_chooser() as chooser:
+                page.locator(".pcl-upload button").first.click()
+            chooser.value.set_files([str(p) for p in paths])
+
+        upload([good[0], bad])
+        wait_for(page, "the upload on the line", lambda: counts(page)["shown"] == 2, 60)
+        assert "notes.png: cannot read image" in page.locator(".pcl-message").inner_text()
+        assert good[0].name in page.locator(".pcl-caption").inner_text()
+        shot(page, "12-upload")
+
+        # teach: four good images, learn, then inspect an upload with the taught model
+        page.locator(".pcl-teach").click()
+        upload(good[1:5])
+        fit = page.locator(".pcl-teach-fit")
+        wait_for(page, "4 parts to learn", lambda: "learn 4" in fit.inner_text(), 30)
+        t = time.perf_counter()
+        fit.click()
+        wait_for(page, "the taught model", lambda: "learned a new part" in page.locator(
+            ".pcl-message").inner_text(), 120)
+        result["teach_s"] = round(time.perf_counter() - t, 2)
+        drop(page, ".pcl-drop", good[6])  # drag and drop, as from a file manager
+        wait_for(page, "a dropped image scored by the taught model",
+                 lambda: counts(page)["shown"] == 1, 60)
+
+        # camera: Chromium's fake camera plays the data set's images; frames get scored
+        before = page.locator(".pcl-heatmap").get_attribute("src")
+        page.locator(".pcl-camera .pcl-camera-button").click()
+        frames = page.locator(".pcl-camera-count")
+        n_frames = lambda: int(frames.inner_text().split()[0])  # noqa: E731
+        wait_for(page, "camera frames", lambda: n_frames() >= 2, 60)
+        n0, t0 = n_frames(), time.perf_counter()
+        page.wait_for_timeout(5000)
+        n1 = n_frames()
+        result["camera_fps"] = round((n1 - n0) / (time.perf_counter() - t0), 2)
+        assert n1 > n0 and "camera frame" in page.locator(".pcl-caption").inner_text()
+        assert page.locator(".pcl-heatmap").get_attribute("src") != before
+        shot(page, "13-camera")
+        page.locator(".pcl-camera .pcl-camera-button").click()
+        assert "Traceback" not in page.locator("body").inner_text()
+    finally:
+        server.stop()
+        (OUT / "parts.json").write_text(json.dumps(result, indent=2))

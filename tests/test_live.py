@@ -14,7 +14,7 @@ from PIL import Image
 
 from patchcore_lite import PatchCore, PatchCoreError
 from patchcore_lite.apps import live
-from patchcore_lite.apps.live import page
+from patchcore_lite.apps.live import markup, page, parts
 from patchcore_lite.data import test_samples as mvtec_test_samples
 from patchcore_lite.evaluation.counts import confusion_counts
 from patchcore_lite.teaching import lesson06
@@ -474,3 +474,82 @@ def test_culling_waits_for_a_loading_page():
         assert culled == ["b", "a"]
     finally:
         base.cull_kernel_if_idle = base_cull
+
+
+# ---------------------------------------------------------------- your own parts and the camera
+
+
+def _png_bytes(path: Path) -> bytes:
+    return Path(path).read_bytes()
+
+
+def test_uploads_go_on_the_line_and_bad_ones_give_a_message(model, tiny_category_ro):
+    app = live.build_app(category=tiny_category_ro, model=model)
+    good = sorted((tiny_category_ro / "train" / "good").iterdir())
+    sixteen = io.BytesIO()
+    Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)).save(
+        sixteen, format="PNG")  # 16-bit grey: read like everywhere in the kit
+    refused = app.add_files([("notes.txt", b"hello"), (good[0].name, _png_bytes(good[0])),
+                             ("cut.png", _png_bytes(good[0])[:300]),
+                             ("deep.png", sixteen.getvalue())])
+    assert len(refused) == 2 and "notes.txt: cannot read image" in refused[0]
+    assert "cut.png" in refused[1] and "Traceback" not in app.message.value
+    assert app.line.counts()["shown"] == 2  # the first frame + the first upload
+    assert app.line.frame.inspection.label is None
+    while app.step():
+        pass
+    assert app.line.counts()["shown"] == len(app.line.samples) == 2 + len(
+        mvtec_test_samples(tiny_category_ro))
+    with pytest.raises(PatchCoreError, match="over the upload limit"):
+        parts.save_upload(app._uploads, "big.png", _png_bytes(good[0]), limit=10)
+
+
+def test_teach_fits_a_new_part_with_mobilenet(tiny_category_ro):
+    """Teach mode with another backbone: the taught model keeps backbone, layers, input size."""
+    import time
+
+    small = PatchCore(backbone="mobilenet_v2", layers=("features.6", "features.13"),
+                      **OPTS).fit(tiny_category_ro)
+    app = live.build_app(category=tiny_category_ro, model=small)
+    good = sorted((tiny_category_ro / "train" / "good").iterdir())
+    app.teach.value = True
+    app.add_files([(good[0].name, _png_bytes(good[0]))])
+    assert not app.learn() and "at least 2" in app.message.value and app.teach_fit.disabled
+    app.add_files([(p.name, _png_bytes(p)) for p in good[1:4]])
+    assert app.teach_fit.description == "learn 4 parts" and app.line.counts()["shown"] == 1
+    t = time.perf_counter()
+    assert app.learn()
+    assert time.perf_counter() - t < 30
+    taught = app.line.model
+    assert taught is not small and taught.config.backbone == "mobilenet_v2"
+    assert taught.config.sampling == "random" and taught.config.resize == 64
+    assert app.line.counts()["shown"] == 0 and app.threshold.value == taught.threshold
+    app.add_files([(good[5].name, _png_bytes(good[5]))])
+    assert app.line.counts()["shown"] == 1 and np.isfinite(app.line.scores()).all()
+
+
+def test_camera_frames_are_scored_and_answered(model, tiny_category_ro):
+    app = live.build_app(category=tiny_category_ro, model=model)
+    sent = []
+    app.camera.send = lambda content, buffers=None: sent.append(content)
+    jpeg = io.BytesIO()
+    Image.open(sorted((tiny_category_ro / "test" / "good").iterdir())[0]).convert("RGB").save(
+        jpeg, format="JPEG")
+    app.camera._message(app.camera, {"type": "frame"}, [jpeg.getvalue()])
+    assert app.camera.scored == 1 and sent == [{"type": "scored", "n": 1}]
+    assert app.line.frame.index == -1 and "camera frame" in app.caption.value
+    assert app.line.counts()["shown"] == 1  # frames stay out of the history
+    app.camera._message(app.camera, {"type": "frame"}, [b"junk"])  # answered, with a message
+    assert app.camera.scored == 2 and "camera frame skipped" in app.message.value
+
+
+def test_verdict_says_whether_it_was_right(model, tiny_category_ro):
+    line = live.LiveDemo.from_folder(tiny_category_ro, model, shuffle=False)
+    while line.step() is not None and line.frame.inspection.label != 1:
+        pass
+    line.threshold = line.frame.inspection.score + 1  # a defect that passes: missed
+    text = markup.verdict_html(line)
+    assert "data-outcome='missed'" in text and "MISSED DEFECT" in text
+    assert markup.WARN_RGB in text
+    line.threshold = line.frame.inspection.score
+    assert "DEFECT CAUGHT" in markup.verdict_html(line)

@@ -132,6 +132,32 @@ class LiveDemo:
         self.frame = Frame(index, shown, to_png(Image.fromarray(big)))
         return shown
 
+    def add_part(self, path: str | Path) -> None:
+        """An image of your own (an upload) goes next onto the line, label unknown."""
+        self.samples.insert(self._next, Part(Path(path)))
+
+    def use_model(self, model) -> None:
+        """Inspect with another model from now on (a taught one): its threshold and heat scale,
+        an empty line that your own parts (uploads, camera) fill."""
+        self.model, self.samples = model, []
+        self.default_threshold = self.threshold = float(model.threshold)
+        lo, hi = model.map_range or (0.0, 2.0 * self.default_threshold)
+        self.vmin, self.vmax = float(lo), float(hi)
+        self.reset()
+
+    def score_frame(self, image: Image.Image) -> Frame:
+        """Score one camera frame (a PIL image) and show it; it stays out of the history."""
+        from ...data import resize_crop, to_tensor
+
+        c = self.model.config
+        full = to_tensor(image.convert("RGB"))  # (3, H, W)
+        scores, maps = self.model.predict(full[None], progress=False)
+        rgb = (resize_crop(full, c.resize, c.crop).permute(1, 2, 0).numpy() * 255).round()
+        big = render_overlay(rgb.astype(np.uint8), maps[0], None, self.vmin, self.vmax, gap=GAP)
+        shown = Inspection(Part(Path("camera")), float(scores[0]), b"")
+        self.frame = Frame(-1, shown, to_png(Image.fromarray(big)))
+        return self.frame
+
     def reset(self) -> None:
         """Back to the start of the line (the threshold is kept)."""
         self.history.clear()
