@@ -43,7 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every verb (DESIGN.md sections 4 and 5)."""
     p = Parser(prog="python -m patchcore_lite", description=__doc__)
     sub = p.add_subparsers(dest="verb", required=True)
+    _data_verbs(sub)
+    _model_verbs(sub)
+    from ..bench.run import add_options  # imports only the standard library: a fast start
 
+    add_options(sub.add_parser("bench", help="time and size fit/predict for growing training sets"))
+    return p
+
+
+def _data_verbs(sub) -> None:
+    """demo and synth: the embedded data set."""
     d = sub.add_parser("demo", help="generate the embedded data set, fit, evaluate, write a report")
     d.add_argument("--out", default=DEFAULT_DEMO_OUT)
     d.add_argument("--weights", default="auto")
@@ -61,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace data the kit did not write")
     s.add_argument("--categories", default=None, help="comma-separated subset (default: all)")
 
+
+def _model_verbs(sub) -> None:
+    """fit, predict, export, evaluate: the verbs that make or use a model."""
     f = sub.add_parser("fit", help="fit a model on good images and save it")
     f.add_argument("category_dir", help="MVTec category folder or a folder of good images")
     f.add_argument("--model", required=True, help="output model file (.pclite)")
@@ -97,11 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "category under it into one table (resumable; needs --out)")
     e.add_argument("--jobs", type=positive_int, default=1, help="categories in parallel (--all)")
     add_model_options(e)
-
-    from ..bench.run import add_options  # imports only the standard library: a fast start
-
-    add_options(sub.add_parser("bench", help="time and size fit/predict for growing training sets"))
-    return p
 
 
 def cmd_synth(a: argparse.Namespace) -> None:
