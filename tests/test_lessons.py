@@ -506,3 +506,24 @@ def test_interactive_figures_carry_a_static_png():
     lab = _threshold_lab(with_maps=False)
     bundle = lesson05.roc_plotly(lab.labels, lab.scores)._repr_mimebundle_()
     assert "application/vnd.plotly.v1+json" in bundle and len(bundle["image/png"]) > 1000
+
+
+def test_calibration_view_numbers(tiny_category_ro):
+    from patchcore_lite import PatchCore
+    from patchcore_lite.data import good_images, walk_images
+    from patchcore_lite.teaching import lesson05
+
+    model = PatchCore(weights=None, resize=64, crop=0, sampling="random", sampling_ratio=0.5,
+                      progress=False).fit(good_images(tiny_category_ro))
+    paths = walk_images([tiny_category_ro / "test"])
+    scores, _ = model.predict(paths)
+    labels = np.array(["broken" in str(p) for p in paths], int)
+    mid = lesson05.calibration_numbers(model, labels, scores, 0.5)
+    assert mid["threshold"] == model.threshold
+    assert np.array_equal(mid["normalized"] >= 0.5, scores >= model.threshold)
+    high = lesson05.calibration_numbers(model, labels, scores, 1.0)
+    assert high["threshold"] < mid["threshold"]
+    assert sum(high["counts"].values()) == len(paths)
+    assert [r["target_fpr"] for r in mid["targets"]] == [0.01, 0.05, 0.2]
+    view = lesson05.calibration_view(model, labels, scores, 0.7)
+    assert view.figures and "target false-alarm" in view.caption

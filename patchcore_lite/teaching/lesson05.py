@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
+from .. import calibration
 from ..data import load_image
 from ..evaluation import metrics, plots, protocol
 from ..evaluation.counts import confusion_counts, precision_recall_f1
@@ -225,6 +226,60 @@ def threshold_app(lab: ThresholdLab, threshold: float, steps: int = 200):
                            description="threshold", continuous_update=False,
                            layout=W.Layout(width="600px"))
     return live(threshold_view, dict(threshold=slider), lab=lab)
+
+
+def calibration_numbers(model, labels, scores, sensitivity: float = 0.5,
+                        fprs: Sequence[float] = (0.01, 0.05, 0.2)) -> dict:
+    """What the deployed model reports at a sensitivity: effective threshold, normalized scores,
+    counts; and the thresholds a target false-alarm rate on good training images gives."""
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
+    t = model.effective_threshold(sensitivity=sensitivity)
+    normalized = model.normalized(scores, t)
+    targets = []
+    for f in fprs:
+        tf, info = calibration.target_fpr_threshold(model.good_scores, f)
+        c = confusion_counts(labels, scores, tf)
+        targets.append(dict(target_fpr=f, threshold=tf, std_error=info["fpr_std_error"],
+                            test_fpr=c["fp"] / max(1, c["fp"] + c["tn"]),
+                            recall=c["tp"] / max(1, c["tp"] + c["fn"])))
+    return dict(sensitivity=sensitivity, threshold=t, normalized=normalized,
+                counts=confusion_counts(labels, normalized, 0.5), targets=targets)
+
+
+def calibration_view(model, labels, scores, sensitivity: float = 0.5) -> View:
+    """Histogram of normalized scores (good vs defective) with the 0.5 line, and the table of
+    thresholds set from a target false-alarm rate."""
+    n = calibration_numbers(model, labels, scores, sensitivity)
+    labels = np.asarray(labels)
+    fig = Figure(figsize=(7, 3), layout="constrained")
+    ax = fig.subplots()
+    bins = np.linspace(0, 1, 41)
+    ax.hist(n["normalized"][labels == 0], bins, alpha=0.6, label="good", color="tab:green")
+    ax.hist(n["normalized"][labels == 1], bins, alpha=0.6, label="defective", color="tab:red")
+    ax.axvline(0.5, color="k", ls="--", label="0.5 = effective threshold")
+    ax.set(xlabel="normalized score", ylabel="test images",
+           title=f"sensitivity {sensitivity:.2f}: threshold {n['threshold']:.4g}\n"
+                 f"{model.describe()}")
+    ax.legend(fontsize=12)
+    c = n["counts"]
+    rows = [dict(target=r["target_fpr"], threshold=fmt(r["threshold"]),
+                 **{"+- (std. error)": fmt(r["std_error"]), "false alarms on test": fmt(
+                     r["test_fpr"]), "recall on test": fmt(r["recall"])}) for r in n["targets"]]
+    caption = (f"At sensitivity {sensitivity:.2f}: {c['tp']} caught, {c['fn']} missed, "
+               f"{c['fp']} false alarms, {c['tn']} passed good.\n\n"
+               f"Thresholds from a target false-alarm rate on the {len(model.good_scores)} "
+               "leave-one-out good training scores:\n\n" + table(rows))
+    return View(n, [fig], caption)
+
+
+def calibration_app(model, labels, scores):
+    """A sensitivity slider over `calibration_view` (0.5: the model's own threshold)."""
+    import ipywidgets as W
+
+    slider = W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="sensitivity",
+                           continuous_update=False, layout=W.Layout(width="500px"))
+    return live(calibration_view, dict(sensitivity=slider), model=model, labels=labels,
+                scores=scores)
 
 
 # ---- checks ---------------------------------------------------------------------------------
