@@ -27,6 +27,9 @@ SAMPLING_METHODS = ("none", "random", "coreset", "coreset-exact")
 CHUNK = 32768  # rows of full-dimensional differences held at once (48 MiB at 384 dims)
 CELL_SIZE = 16384  # default coreset: most patches in one cell of the exact loop
 MARGIN = 1.25  # each cell first gets this much more than its share of the picks
+EXACT_UP_TO = 200_000  # `coreset` runs the exact loop up to this many patches (~30 s on 2 cores,
+# about 255 images): the cells change which patches are kept (image AUROC moved by up to 0.05 on
+# the 80-image embedded set), so they are used only where the exact loop becomes too slow
 
 
 def check_ratio(ratio: float) -> float:
@@ -222,13 +225,16 @@ def coverage(features: torch.Tensor, chosen: torch.Tensor, block: int = 4096) ->
 def subsample(features: torch.Tensor, method: str, ratio: float | None, seed: int = 0,
               proj_dim: int | None = None, progress: bool = True) -> torch.Tensor:
     """Indices of the patches the memory bank keeps for `method` (SAMPLING_METHODS): coreset
-    is the fast default (`greedy_cells`), coreset-exact the exact greedy (`greedy_pruned`)."""
+    is the exact greedy up to EXACT_UP_TO patches and the fast `greedy_cells` above,
+    coreset-exact always the exact greedy (`greedy_pruned`)."""
     if method == "none":
         return torch.arange(features.shape[0])
     if method == "random":
         return random_subsample(features.shape[0], ratio, seed)
-    if method == "coreset":
-        return greedy_coreset(features, ratio, proj_dim, seed, progress=progress)
+    if method == "coreset":  # exact where that is fast enough, cells above
+        cells = CELL_SIZE if features.shape[0] > EXACT_UP_TO else None
+        return greedy_coreset(features, ratio, proj_dim, seed, progress=progress,
+                              cell_size=cells)
     if method == "coreset-exact":
         return greedy_coreset(features, ratio, proj_dim, seed, progress=progress, cell_size=None)
     raise PatchCoreError(f"--sampling: unknown method '{method}' (one of {SAMPLING_METHODS})")

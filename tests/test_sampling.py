@@ -253,3 +253,14 @@ def test_fast_coreset_cuda_covers_like_cpu():
     gpu = sampling.greedy_coreset(x.cuda(), 0.1, progress=False, cell_size=500)
     assert len(gpu) == len(cpu)
     assert sampling.coverage(x, gpu.cpu()) <= 1.02 * sampling.coverage(x, cpu)
+
+
+def test_default_coreset_uses_cells_only_above_exact_up_to(monkeypatch):
+    x = dataset("random", 2000)
+    exact = sampling.subsample(x, "coreset-exact", 0.1, progress=False)
+    monkeypatch.setattr(sampling, "CELL_SIZE", 1000)
+    assert sampling.subsample(x, "coreset", 0.1, progress=False).tolist() == exact.tolist()
+    monkeypatch.setattr(sampling, "EXACT_UP_TO", 1000)  # now x is "large": cells
+    fast = sampling.subsample(x, "coreset", 0.1, progress=False)
+    assert fast.tolist() != exact.tolist()
+    assert sampling.coverage(x, fast) <= 1.1 * sampling.coverage(x, exact)
