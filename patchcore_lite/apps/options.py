@@ -41,7 +41,8 @@ MODEL_OPTIONS = (
     Option("--layers", "layers", str, "layer2,layer3", "comma-separated module names "
            "(dotted for nested ones, e.g. features.6)"),
     Option("--weights", "weights", str, "auto", "auto, imagenet, none or a state-dict file"),
-    Option("--sampling", "sampling", str, "coreset", "none, random, coreset (fast) or coreset-exact"),
+    Option("--sampling", "sampling", str, "coreset",
+           "none, random, coreset (fast) or coreset-exact"),
     Option("--ratio", "sampling_ratio", float, 0.1, "fraction of patches kept"),
     Option("--k", "k", positive_int, 1, "neighbours averaged for a patch's score"),
     Option("--reweight", "reweight", None, False, "paper Eq. 7 image-score reweighting"),
