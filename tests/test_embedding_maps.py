@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from patchcore_lite import embedding, maps
+from patchcore_lite import PatchCoreError, embedding, maps
 
 
 def randn(*shape, seed=0):
@@ -49,10 +49,15 @@ def test_fuse_of_equal_grids_is_concatenation():
     assert torch.equal(embedding.fuse([a, b]), torch.cat([a, b], dim=1))
 
 
-@pytest.mark.parametrize("dim", [8, 64])
+@pytest.mark.parametrize("dim", [8, 48])
 def test_reduce_dim(dim):
     out = embedding.reduce_dim([randn(2, 16, 4, 4), randn(2, 32, 4, 4, seed=1)], dim)
     assert out.shape == (2, dim, 4, 4)
+
+
+def test_reduce_dim_refuses_more_dims_than_the_features_have():
+    with pytest.raises(PatchCoreError, match="--embed-dim: 64 is above the feature dimension 48"):
+        embedding.reduce_dim([randn(2, 16, 4, 4), randn(2, 32, 4, 4, seed=1)], 64)
 
 
 def test_embed_shape_and_channel_order():
