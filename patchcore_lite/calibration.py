@@ -77,3 +77,32 @@ def normalize(scores, threshold: float, w: float) -> np.ndarray:
     n = 1.0 / (1.0 + np.exp(-z))
     n = np.where(s >= threshold, np.maximum(n, 0.5), np.minimum(n, np.nextafter(0.5, 0)))
     return np.where(np.isnan(s), 1.0, n)
+
+
+class Calibrated:
+    """What a model that scores needs to decide: `threshold`, `good_scores` (may be empty) and
+    `map_range` attributes give the effective threshold and normalized scores (PatchCore and
+    the ONNX model share this)."""
+
+    threshold: float
+    good_scores: list[float]
+    map_range: tuple[float, float]
+
+    def effective_threshold(self, threshold: float | None = None,
+                            sensitivity: float | None = None) -> float:
+        """The threshold a prediction uses: `threshold` if given, else the model's moved by
+        `sensitivity` (0-1, 0.5 = the model's own); giving both is an error."""
+        if threshold is not None and sensitivity is not None:
+            raise PatchCoreError("--threshold and --sensitivity exclude each other: give one")
+        if threshold is not None:
+            if not math.isfinite(threshold):
+                raise PatchCoreError(f"--threshold: must be a finite number, got {threshold}")
+            return float(threshold)
+        ref = reference(self.good_scores, self.map_range[0])
+        return effective_threshold(self.threshold, ref,
+                                   0.5 if sensitivity is None else sensitivity)
+
+    def normalized(self, scores, threshold: float) -> np.ndarray:
+        """Scores mapped to [0, 1], exactly 0.5 at `threshold` (see the module docstring)."""
+        ref = reference(self.good_scores, self.map_range[0])
+        return normalize(scores, threshold, width(self.threshold, ref))

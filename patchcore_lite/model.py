@@ -6,13 +6,11 @@ predict: images -> patch embeddings -> distance to nearest bank patch -> image s
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -46,7 +44,7 @@ class Bank:
     train_images: list[str] = field(default_factory=list)
 
 
-class PatchCore:
+class PatchCore(calibration.Calibrated):
     """PatchCore anomaly detector (Roth et al., CVPR 2022) with a from-scratch pipeline."""
 
     def __init__(self, backbone: str = "resnet18", layers=("layer2", "layer3"),
@@ -191,7 +189,7 @@ class PatchCore:
         self.set_threshold(self.good_scores + scores)
         self.info = dict(self.info, n_train=len(self.bank.train_images),
                          memory_bank_size=len(self.bank.patches),
-                         n_patches=self.info.get("n_patches", 0) + flat.numel() // flat.shape[1],
+                         n_patches=self.info.get("n_patches", 0) + len(flat),
                          append_seconds=time.perf_counter() - t0)
         return self
 
@@ -267,25 +265,6 @@ class PatchCore:
                                        quantile=THRESHOLD_QUANTILE, n_images=len(good_scores))
         lo = self.map_range[0]
         self.map_range = (lo, lo + 2.0 * max(self.threshold - lo, 1e-6))
-
-    def effective_threshold(self, threshold: float | None = None,
-                            sensitivity: float | None = None) -> float:
-        """The threshold a prediction uses: `threshold` if given, else the model's moved by
-        `sensitivity` (0-1, 0.5 = the model's own); giving both is an error."""
-        if threshold is not None and sensitivity is not None:
-            raise PatchCoreError("--threshold and --sensitivity exclude each other: give one")
-        if threshold is not None:
-            if not math.isfinite(threshold):
-                raise PatchCoreError(f"--threshold: must be a finite number, got {threshold}")
-            return float(threshold)
-        ref = calibration.reference(self.good_scores, self.map_range[0])
-        return calibration.effective_threshold(self.threshold, ref,
-                                               0.5 if sensitivity is None else sensitivity)
-
-    def normalized(self, scores, threshold: float) -> np.ndarray:
-        """Scores mapped to [0, 1], exactly 0.5 at `threshold` (see calibration.py)."""
-        ref = calibration.reference(self.good_scores, self.map_range[0])
-        return calibration.normalize(scores, threshold, calibration.width(self.threshold, ref))
 
     # ---- predict -----------------------------------------------------------------------
     def bank_bound(self):
@@ -421,12 +400,8 @@ def _extend_coreset(new: torch.Tensor, bank: torch.Tensor, m: int) -> torch.Tens
     """Greedy k-center extension: m of the `new` patches, each the farthest from the bank and
     those already added (the min-distances start from the current bank)."""
     mind = knn.knn(new, bank, 1)[0][:, 0].double() ** 2  # (N,) to the current bank
-    chosen = []
-    for _ in range(min(m, len(new))):
-        i = int(mind.argmax())
-        chosen.append(i)
-        mind = torch.minimum(mind, ((new.double() - new[i].double()) ** 2).sum(1))
-    return torch.tensor(chosen, dtype=torch.long)
+    return sampling.greedy_exact(new.double(), min(m, len(new)), int(mind.argmax()),
+                                 lambda _: None, mind)
 
 
 def _names(images) -> list[str]:

@@ -92,10 +92,13 @@ def _sqdist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return ((x - c) ** 2).sum(dim=1)  # (N,) squared distances of rows of x to c
 
 
-def greedy_exact(x: torch.Tensor, m: int, i: int, tick) -> torch.Tensor:
-    """Textbook farthest-point loop: one running vector of N min-distances."""
+def greedy_exact(x: torch.Tensor, m: int, i: int, tick, mind: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+    """Textbook farthest-point loop: one running vector of N min-distances (squared), which
+    starts at infinity, or at `mind` to extend an existing selection (fit --append)."""
     chosen = torch.empty(m, dtype=torch.long)
-    mind = torch.full((x.shape[0],), float("inf"), dtype=x.dtype, device=x.device)  # (N,)
+    mind = (torch.full((x.shape[0],), float("inf"), dtype=x.dtype, device=x.device)
+            if mind is None else mind.to(x.dtype).clone())  # (N,)
     for s in range(m):
         chosen[s] = i
         torch.minimum(mind, _sqdist(x, x[i]), out=mind)

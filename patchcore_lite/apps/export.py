@@ -102,7 +102,7 @@ def export_onnx(model: PatchCore, out: str | Path) -> Path:
     return out
 
 
-class OnnxModel:
+class OnnxModel(calibration.Calibrated):
     """A model exported by `export_onnx`, scored with onnxruntime: predict like PatchCore."""
 
     def __init__(self, path: str | Path):
@@ -136,12 +136,3 @@ class OnnxModel:
             scores.append(s)
             amaps.append(m)
         return np.concatenate(scores), np.concatenate(amaps)
-
-    def effective_threshold(self, threshold=None, sensitivity=None) -> float:
-        """As PatchCore.effective_threshold, from the exported threshold and good scores."""
-        return PatchCore.effective_threshold(self, threshold, sensitivity)
-
-    def normalized(self, scores, threshold: float) -> np.ndarray:
-        """As PatchCore.normalized."""
-        ref = calibration.reference(self.good_scores, self.map_range[0])
-        return calibration.normalize(scores, threshold, calibration.width(self.threshold, ref))
