@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from patchcore_lite import PatchCoreError, sampling
+from patchcore_lite import PatchCoreError, coreset_cells, sampling
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -141,7 +141,7 @@ def test_pruned_loop_torch_path_equals_numpy_path(monkeypatch):
     x = clustered(n_big=100)
     start = 7
     via_numpy = sampling.greedy_pruned(x.double(), 60, start, lambda _: None, 4)
-    monkeypatch.setattr(sampling, "_arrays", lambda *t: (torch, list(t)))
+    monkeypatch.setattr(coreset_cells, "arrays", lambda *t: (torch, list(t)))
     via_torch = sampling.greedy_pruned(x.double(), 60, start, lambda _: None, 4)
     assert via_torch.tolist() == via_numpy.tolist()
 
@@ -159,7 +159,7 @@ def test_pruned_loop_in_small_chunks_picks_the_same(monkeypatch):
     """Candidates are recomputed CHUNK rows at a time (bounded memory): same picks."""
     x = clustered(n_big=100)
     whole = sampling.greedy_pruned(x.double(), 60, 7, lambda _: None, 4)
-    monkeypatch.setattr(sampling, "CHUNK", 7)
+    monkeypatch.setattr(coreset_cells, "CHUNK", 7)
     assert sampling.greedy_pruned(x.double(), 60, 7, lambda _: None, 4).tolist() == whole.tolist()
 
 
@@ -190,7 +190,7 @@ def test_fast_coreset_covers_within_10_percent_of_exact(data, cell_size):
 
 def test_cells_partition_every_patch_once():
     x = dataset("clustered")
-    parts = sampling.cells(x, 250)
+    parts = coreset_cells.split(x, 250)
     assert len(parts) > 8 and max(len(c) for c in parts) <= 250
     assert sorted(torch.cat(parts).tolist()) == list(range(len(x)))
 
@@ -222,26 +222,33 @@ def test_fast_coreset_ratio_one_and_all_duplicates():
     assert len(set(got.tolist())) == 100 and sampling.coverage(same, got) == 0.0
 
 
-def test_fast_coreset_reruns_a_cell_that_ran_out_of_budget(monkeypatch):
-    """A cell with far more spread than its share gets a larger budget: coverage holds."""
+def test_fast_coreset_gives_spread_out_cells_more_picks(monkeypatch):
+    """Cells all start with part of their share; those still far from their picks continue, so
+    the wide cluster's cells end with most picks, as the global greedy spends them."""
     g = torch.Generator().manual_seed(0)
     tight, wide = torch.randn(1500, 8, generator=g) * 0.01, torch.randn(1500, 8, generator=g) * 5
     x = torch.cat([tight, wide + 100])
-    monkeypatch.setattr(sampling, "MARGIN", 1.0)  # shares by size: the wide cells run out
-    runs, loop = [], sampling._pruned_loop
-    monkeypatch.setattr(sampling, "_pruned_loop", lambda x, z, m, i, t: runs.append(m) or
-                        loop(x, z, m, i, t))
+    steps = torch.zeros(8, dtype=torch.long)  # picks run per cell
+    run = coreset_cells.run
+
+    def counting(s, which, n, tick):
+        steps[which] += n
+        return run(s, which, n, tick)
+    monkeypatch.setattr(coreset_cells, "run", counting)
     fast = sampling.greedy_coreset(x, 0.1, progress=False, cell_size=500)
-    assert len(runs) > 8 and max(runs) == 2 * min(runs)  # 8 cells, then reruns at twice
+    kept_wide = int((fast >= 1500).sum())
+    few, many = steps.sort().values.split(4)  # 4 tight cells, 4 wide ones
+    assert kept_wide > 0.9 * len(fast) and many.min() > 2 * few.max()
     exact = sampling.greedy_coreset(x, 0.1, progress=False, cell_size=None)
     assert sampling.coverage(x, fast) <= 1.1 * sampling.coverage(x, exact)
+    assert steps.sum() <= 1.5 * len(fast)  # tight cells stop after their first round
 
 
 def test_fast_coreset_torch_path_equals_numpy_path(monkeypatch):
     """The cells run the exact loop on tensors on a GPU: that path on the CPU picks the same."""
     x = dataset("clustered", 1500)
     via_numpy = sampling.greedy_coreset(x, 0.1, progress=False, cell_size=300)
-    monkeypatch.setattr(sampling, "_arrays", lambda *t: (torch, list(t)))
+    monkeypatch.setattr(coreset_cells, "arrays", lambda *t: (torch, list(t)))
     via_torch = sampling.greedy_coreset(x, 0.1, progress=False, cell_size=300)
     assert via_torch.tolist() == via_numpy.tolist()
 

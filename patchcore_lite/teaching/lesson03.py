@@ -16,7 +16,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from .. import knn, sampling
+from .. import coreset_cells, knn, sampling
 from ..data import good_images, load_mask, test_samples
 from ..evaluation import metrics
 from .checks import Verdict, choice, close, number
@@ -294,6 +294,7 @@ def check_coverage_winner(lab: BankLab, answer, ratio: float = 0.1) -> Verdict:
 def _blocked_sampling(what: str):
     """The library's samplers, coverage and nearest-neighbour search, blocked."""
     return blocked([(sampling, "greedy_exact"), (sampling, "greedy_pruned"),
+                    (coreset_cells, "step_cells"), (coreset_cells, "greedy_cells"),
                     (sampling, "greedy_coreset"), (sampling, "subsample"),
                     (sampling, "coverage"), (knn, "knn")], what)
 

@@ -1,0 +1,173 @@
+"""The fast default coreset (`--sampling coreset` on large sets): the greedy loop run per cell.
+
+The exact greedy reads a bound for all N patches at each of its M steps (N x M). Here feature
+space is cut into cells of at most `cell_size` patches (median cuts on principal coordinates),
+and every cell runs the exact loop on its own patches, with bounds from its own principal axes
+(tighter than global ones: a cell is narrow along the global axes). A greedy prefix of a cell
+covers it to the radius of its next pick, so keeping the M picks made at the largest radii over
+all cells covers every cell to about the same radius tau, as the global greedy leaves it: cells
+run their share of M, then those still farther than tau from their picks continue. Cells run in
+lockstep, a group at a time (one batched product per step for the group, their patches copied
+together so the exact distances read contiguous memory). Work: N x cell_size, not N x M.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from . import bounds
+
+GROUP_BYTES = 2**25  # features of the cells stepped together (64 MiB)
+AXES_FROM = 2048  # patches of a cell its principal axes are estimated from
+CHUNK = 32768  # candidate rows whose full differences are held at once
+FIRST, MORE = 0.5, 0.125  # picks of the first round, and of each further one, per share
+
+
+class Cells(NamedTuple):
+    """Every cell's loop state, one padded row per cell (K cells of at most n patches)."""
+    x: torch.Tensor  # (K, n, D) each cell's patches, contiguous (a copy of the features)
+    index: torch.Tensor  # (K, n) patch index of each slot (padding: the cell's first patch)
+    zt: torch.Tensor  # (K, p+1, n) the cell's bound coordinates, transposed
+    zsq: torch.Tensor  # (K, n) |z|^2
+    mind: torch.Tensor  # (K, n) squared distance to the cell's picks (padding: -inf)
+    half: torch.Tensor  # (K, n) (|z|^2 - mind - tol) / 2 (padding: +inf, never a candidate)
+    tol: torch.Tensor  # (K, 1) rounding allowance of each cell's bounds
+    cur: torch.Tensor  # (K,) slot of each cell's next pick
+    size: torch.Tensor  # (K,) patches in each cell
+
+
+def split(z: torch.Tensor, cell_size: int) -> list[torch.Tensor]:
+    """Split the rows of z (N, p) into cells of at most cell_size rows: halve every larger cell
+    at the median of its widest coordinate (a k-d tree on principal coordinates)."""
+    out, todo = [], [torch.arange(len(z), device=z.device)]
+    while todo:
+        idx = todo.pop()
+        if len(idx) <= cell_size:
+            out.append(idx)
+            continue
+        zc = z[idx]  # (n, p)
+        order = zc[:, int(zc.std(0).argmax())].argsort()  # (n,) along the widest coordinate
+        todo += [idx[order[len(idx) // 2:]], idx[order[:len(idx) // 2]]]
+    return out
+
+
+def pack(x: torch.Tensor, parts: list[torch.Tensor], starts: list[int], p: int) -> Cells:
+    """The loop state of every cell before its first pick; bounds on each cell's own axes."""
+    k, n, dev = len(parts), max(len(c) for c in parts), x.device
+    index = torch.stack([torch.cat([c, c[:1].expand(n - len(c))]) for c in parts])  # (K, n)
+    zt = x.new_zeros(k, min(p, x.shape[1]) + 1, n)  # (K, p+1, n)
+    tol = x.new_empty(k, 1)
+    for j, c in enumerate(parts):  # axes from up to AXES_FROM patches: any orthonormal axes bound
+        z = bounds.bound_coords(x[c], bounds.principal_axes(x[c[::1 + len(c) // AXES_FROM]], p))
+        zt[j, :, :len(c)] = z.T
+        tol[j] = bounds.slack(z)
+    size = torch.tensor([len(c) for c in parts], device=dev)
+    valid = torch.arange(n, device=dev) < size[:, None]  # (K, n)
+    inf = float("inf")
+    xc = x[None] if k == 1 else x[index.flatten()].view(k, n, -1)  # (K, n, D); one cell: a view
+    return Cells(xc, index, zt, (zt * zt).sum(1), torch.where(valid, inf, -inf).to(x.dtype),
+                 torch.where(valid, -inf, inf).to(x.dtype), tol,
+                 torch.tensor(starts, device=dev), size)
+
+
+def step_cells(s: Cells, rows: torch.Tensor, steps: int, tick) -> tuple[torch.Tensor, ...]:
+    """`steps` greedy picks in each of the cells `rows` of s at once, updating their state in
+    place. Returns the picks (G, steps; patch indices) and each pick's squared min-distance when
+    it was picked (G, steps; inf first)."""
+    n, sub = s.index.shape[1], [t[rows] for t in s[1:-1]]  # the group's state, copied
+    xp, (xs, index, zt, zsq, mind, half, tol, cur) = arrays(s.x.view(-1, s.x.shape[2]), *sub)
+    g_rows, base = xp.arange(len(rows)), arrays(rows * n)[1][0]  # (G,) first slot of each cell
+    picks, radii = [], []
+    for _ in range(steps):
+        picks.append(index[g_rows, cur])
+        radii.append(mind[g_rows, cur])
+        g = (zt[g_rows, :, cur][:, None] @ zt)[:, 0]  # (G, n) z.z_i, one product per cell
+        g -= half  # bound < mind + tol  <=>  z.z_i - half > |z_i|^2 / 2
+        flat = flatnonzero(g > zsq[g_rows, cur][:, None] / 2)  # (C,) slots that may move closer
+        xi = xs[base + cur]  # (G, D) each cell's new pick
+        for c0 in range(0, len(flat), CHUNK):
+            c = flat[c0:c0 + CHUNK]
+            cell = c // n
+            d = xs[base[cell] + c % n]
+            d -= xi[cell]  # (c, D)
+            d2 = xp.minimum(mind.reshape(-1)[c], xp.einsum("cd,cd->c", d, d))
+            mind.reshape(-1)[c] = d2
+            half.reshape(-1)[c] = (zsq.reshape(-1)[c] - d2 - tol[cell, 0]) / 2
+        cur = mind.argmax(1)
+        tick(len(rows))
+    s.mind[rows], s.half[rows], s.cur[rows] = (torch.as_tensor(a) for a in (mind, half, cur))
+    stack = (lambda a: torch.from_numpy(np.stack(a, 1))) if xp is np else (
+        lambda a: torch.stack(a, 1))
+    return stack(picks), stack(radii).to(torch.float64)
+
+
+def arrays(*tensors: torch.Tensor):
+    """numpy views of CPU tensors (its indexing and small products cost less per call), the
+    tensors themselves on a GPU; with the matching namespace."""
+    if tensors[0].device.type == "cpu":
+        return np, [t.numpy() for t in tensors]
+    return torch, list(tensors)
+
+
+def flatnonzero(mask):
+    """Flat indices of the true entries of a numpy array or a tensor."""
+    return np.flatnonzero(mask) if isinstance(mask, np.ndarray) else mask.flatten().nonzero(
+        ).squeeze(1)
+
+
+def run(s: Cells, which: torch.Tensor, steps: int, tick):
+    """step_cells for the cells `which`, a group of about GROUP_BYTES of patches at a time.
+    Returns the picks and radii (len(which), steps)."""
+    k, n, d = s.x.shape
+    per = max(1, GROUP_BYTES // (n * d * s.x.element_size()))
+    out = [step_cells(s, which[g0:g0 + per], steps, tick) for g0 in range(0, len(which), per)]
+    return torch.cat([p for p, _ in out]), torch.cat([r for _, r in out])
+
+
+def greedy_cells(x: torch.Tensor, m: int, cell_size: int, seed: int = 0, tick=None,
+                 p: int = 32) -> torch.Tensor:
+    """Approximate greedy coreset of x (N, D): m patch indices, largest pick radius first.
+
+    Every cell runs its share of m picks; while a cell is still farther than tau (the m-th
+    largest pick radius over all cells) from its picks, it continues by half its share.
+    """
+    tick = tick or (lambda _: None)
+    ax = bounds.principal_axes(x[::1 + len(x) // (16 * AXES_FROM)], p)  # from ~32,768 patches
+    parts = split(bounds.bound_coords(x, ax)[:, :-1], cell_size)
+    if 4 * len(parts) > m:  # too few picks to share out: one cell, the exact loop (N x m small)
+        parts = [torch.arange(len(x), device=x.device)]
+    g = torch.Generator().manual_seed(seed)
+    s = pack(x, parts, [int(torch.randint(len(c), (1,), generator=g)) for c in parts], p)
+    share = m * s.index.shape[1] / len(x)  # picks per cell if all were alike
+    which = torch.arange(len(parts), device=x.device)
+    picks, radii = [[] for _ in parts], [[] for _ in parts]
+    steps = 1 + int(FIRST * share)
+    while len(which):
+        p_new, r_new = run(s, which, steps, tick)
+        for j, pk, rd in zip(which.tolist(), p_new, r_new):
+            picks[j].append(pk)
+            radii[j].append(rd)
+        done = torch.tensor([sum(len(r) for r in rs) for rs in radii], device=x.device)
+        every = torch.cat([r for rs in radii for r in rs])  # all pick radii so far
+        tau = float(every.sort(descending=True).values[min(m, len(every)) - 1])
+        left = s.mind[torch.arange(len(parts)), s.cur]  # (K,) each cell's next pick radius
+        ok = ((left > tau) | (len(every) < m)) & (done < s.size)  # may still be among the m
+        which = (ok & (left >= left[ok].median())).nonzero().squeeze(1) if ok.any() else ok[:0]
+        steps = 1 + int(MORE * share)
+    order = every.argsort(descending=True, stable=True).cpu()  # ties: cell order
+    every_pick = torch.cat([pk for ps in picks for pk in ps]).cpu()
+    return first_m(every_pick[order].numpy(), m, len(x))
+
+
+def first_m(picks: np.ndarray, m: int, n: int) -> torch.Tensor:
+    """The first m distinct picks; a cell with fewer distinct patches than its budget repeats
+    one (at radius 0, so last), and when even that is short, any other patches (all covered)."""
+    picks = picks[np.sort(np.unique(picks, return_index=True)[1])][:m]
+    if len(picks) < m:
+        rest = np.ones(n, bool)
+        rest[picks] = False
+        picks = np.concatenate([picks, np.flatnonzero(rest)[:m - len(picks)]])
+    return torch.from_numpy(picks)
