@@ -3,11 +3,11 @@
 Features come from the kit's backbone with random weights (weights=None: no download) on the
 embedded data set's training images (generated on first use, cached), or from a saved (N, D)
 float32 .npy (--features). For each size N (patches; the first N, whole images first), it times
-random 10%, the fast default (`coreset_cells.greedy_cells`) and, up to --exact-max patches, the exact greedy
-(`greedy_pruned`, coreset-exact), and reports coverage (largest distance from any patch to its
-nearest kept patch, full feature space) and the ratio fast / exact. Above --exact-max, the ratio
-is measured on a random subsample of --sub patches where the exact loop is quick. The machine
-is shared: the load average before and after each timing is recorded beside it.
+random 10%, the fast default (`coreset_cells.greedy_cells`) and, up to --exact-max patches, the
+exact greedy (`greedy_pruned`, coreset-exact), and reports coverage (largest distance from any
+patch to its nearest kept patch, full feature space) and the ratio fast / exact. Above
+--exact-max, the ratio is measured on a random subsample of --sub patches where the exact loop
+is quick. The machine is shared: the load average before and after each timing is recorded.
 
     .venv/bin/python benchmarks/coreset_scale.py --sizes 39200,156800 [--json out.json]
     .venv/bin/python benchmarks/coreset_scale.py --backbone mobilenet_v2 \\
