@@ -20,7 +20,7 @@ import torch
 
 from . import bounds
 
-GROUP_BYTES = 2**25  # features of the cells stepped together (64 MiB)
+GROUP_BYTES = 2**24  # patches of the cells stepped together (16 MiB: one 384-dim cell, 5 of 128)
 AXES_FROM = 2048  # patches of a cell its principal axes are estimated from
 CHUNK = 32768  # candidate rows whose full differences are held at once
 FIRST, MORE = 0.5, 0.125  # picks of the first round, and of each further one, per share
@@ -55,19 +55,21 @@ def split(z: torch.Tensor, cell_size: int) -> list[torch.Tensor]:
 
 
 def pack(x: torch.Tensor, parts: list[torch.Tensor], starts: list[int], p: int) -> Cells:
-    """The loop state of every cell before its first pick; bounds on each cell's own axes."""
+    """The loop state of every cell before its first pick; bounds on each cell's own axes.
+    A single cell must hold all patches in order (greedy_pruned): it uses x without a copy."""
     k, n, dev = len(parts), max(len(c) for c in parts), x.device
     index = torch.stack([torch.cat([c, c[:1].expand(n - len(c))]) for c in parts])  # (K, n)
     zt = x.new_zeros(k, min(p, x.shape[1]) + 1, n)  # (K, p+1, n)
     tol = x.new_empty(k, 1)
     for j, c in enumerate(parts):  # axes from up to AXES_FROM patches: any orthonormal axes bound
-        z = bounds.bound_coords(x[c], bounds.principal_axes(x[c[::1 + len(c) // AXES_FROM]], p))
+        xj = x if k == 1 else x[c]  # (n_j, D)
+        z = bounds.bound_coords(xj, bounds.principal_axes(xj[::1 + len(c) // AXES_FROM], p))
         zt[j, :, :len(c)] = z.T
         tol[j] = bounds.slack(z)
     size = torch.tensor([len(c) for c in parts], device=dev)
     valid = torch.arange(n, device=dev) < size[:, None]  # (K, n)
     inf = float("inf")
-    xc = x[None] if k == 1 else x[index.flatten()].view(k, n, -1)  # (K, n, D); one cell: a view
+    xc = x[None] if k == 1 else x[index.flatten()].view(k, n, -1)  # (K, n, D)
     return Cells(xc, index, zt, (zt * zt).sum(1), torch.where(valid, inf, -inf).to(x.dtype),
                  torch.where(valid, -inf, inf).to(x.dtype), tol,
                  torch.tensor(starts, device=dev), size)
@@ -79,7 +81,7 @@ def step_cells(s: Cells, rows: torch.Tensor, steps: int, tick) -> tuple[torch.Te
     it was picked (G, steps; inf first)."""
     n, sub = s.index.shape[1], [t[rows] for t in s[1:-1]]  # the group's state, copied
     xp, (xs, index, zt, zsq, mind, half, tol, cur) = arrays(s.x.view(-1, s.x.shape[2]), *sub)
-    g_rows, base = xp.arange(len(rows)), arrays(rows * n)[1][0]  # (G,) first slot of each cell
+    g_rows, base = arrays(torch.arange(len(rows), device=rows.device), rows * n)[1]  # (G,)
     picks, radii = [], []
     for _ in range(steps):
         picks.append(index[g_rows, cur])

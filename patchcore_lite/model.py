@@ -142,6 +142,7 @@ class PatchCore(calibration.Calibrated):
         n, (t, h, w, d) = len(ds), feats.shape
         self.info = dict(n_train=n, n_patches=t * h * w, memory_bank_size=len(idx), embed_dim=d,
                          embed_seconds=t1 - t0, sampling_seconds=t2 - t1,
+                         selection=sampling.algorithm(c.sampling, t * h * w),
                          fit_seconds=time.perf_counter() - t0, n_tiles=t if c.tile else None)
         return self
 
@@ -157,8 +158,10 @@ class PatchCore(calibration.Calibrated):
         self._learn_threshold(self.features(torch.utils.data.Subset(ds, chosen.tolist()),
                                             progress=False), chosen)
         (m, d), hw = patches.shape, per_image[0] * per_image[1]
+        chunk = max(len(r) for r in streaming.chunks(len(ds), per_image)) * hw  # patches
         self.info = dict(n_train=len(ds), n_patches=len(ds) * hw, memory_bank_size=m,
                          embed_dim=d, embed_seconds=t_embed, streamed=True,
+                         selection=sampling.algorithm(self.config.sampling, chunk),
                          sampling_seconds=time.perf_counter() - t0 - t_embed,
                          fit_seconds=time.perf_counter() - t0, n_tiles=None)
         return self

@@ -122,19 +122,24 @@ def coverage(features: torch.Tensor, chosen: torch.Tensor, block: int = 4096) ->
     return float(dist.max())
 
 
+def algorithm(method: str, n: int) -> str:
+    """What `subsample` runs for `method` on n patches: none, random, coreset-exact, or
+    coreset-cells (the fast mode, above EXACT_UP_TO patches)."""
+    if method not in SAMPLING_METHODS:
+        raise PatchCoreError(f"--sampling: unknown method '{method}' (one of {SAMPLING_METHODS})")
+    return "coreset-cells" if method == "coreset" and n > EXACT_UP_TO else (
+        "coreset-exact" if method == "coreset" else method)
+
+
 def subsample(features: torch.Tensor, method: str, ratio: float | None, seed: int = 0,
               proj_dim: int | None = None, progress: bool = True) -> torch.Tensor:
     """Indices of the patches the memory bank keeps for `method` (SAMPLING_METHODS): coreset
-    is the exact greedy up to EXACT_UP_TO patches and the fast `greedy_cells` above,
-    coreset-exact always the exact greedy (`greedy_pruned`)."""
-    if method == "none":
+    is the exact greedy up to EXACT_UP_TO patches and the fast cells mode above
+    (`algorithm`), coreset-exact always the exact greedy (`greedy_pruned`)."""
+    how = algorithm(method, features.shape[0])
+    if how == "none":
         return torch.arange(features.shape[0])
-    if method == "random":
+    if how == "random":
         return random_subsample(features.shape[0], ratio, seed)
-    if method == "coreset":  # exact where that is fast enough, cells above
-        cells = CELL_SIZE if features.shape[0] > EXACT_UP_TO else None
-        return greedy_coreset(features, ratio, proj_dim, seed, progress=progress,
-                              cell_size=cells)
-    if method == "coreset-exact":
-        return greedy_coreset(features, ratio, proj_dim, seed, progress=progress, cell_size=None)
-    raise PatchCoreError(f"--sampling: unknown method '{method}' (one of {SAMPLING_METHODS})")
+    return greedy_coreset(features, ratio, proj_dim, seed, progress=progress,
+                          cell_size=CELL_SIZE if how == "coreset-cells" else None)

@@ -15,7 +15,7 @@ from patchcore_lite.errors import PatchCoreError
 RUN_KEYS = ("n_train n_test n_patches memory_bank_size embed_dim embed_images_per_s "
             "selection_seconds knn_ms_per_image predict_ms_per_image fit_seconds "
             "fit_predict_seconds peak_rss_mb fit_peak_rss_mb image_auroc pixel_auroc weights "
-            "search").split()
+            "search selection coverage_vs_exact").split()
 TINY = ["--weights", "none", "--resize", "64", "--crop", "0", "--sampling", "coreset",
         "--threads", "1"]
 
@@ -32,12 +32,34 @@ def test_bench_tiny_writes_json_and_table(tiny_category_ro, tmp_path, capsys):
         assert r["n_patches"] == r["n_train"] * 8 * 8 and r["embed_dim"] == 384
         assert r["peak_rss_mb"] >= r["fit_peak_rss_mb"] > 0
         assert 0.0 <= r["image_auroc"] <= 1.0 and 0.0 <= r["pixel_auroc"] <= 1.0
+        # a few hundred patches: the default coreset is the exact greedy itself
+        assert r["selection"] == "coreset-exact" and r["coverage_vs_exact"] == 1.0
     assert record["weights"] == "random" and record["settings"]["sampling"] == "coreset"
     assert {"cpu_count", "torch", "loadavg"} <= set(record["machine"])
     assert record["command"].startswith("python -m patchcore_lite bench") and \
         "--sizes 2,4" in record["command"] and record["sizes"] == [2, 4]
     printed = capsys.readouterr().out
     assert "predict ms/img" in printed and "peak RSS MB" in printed
+
+
+@pytest.mark.parametrize("sampling", ["random", "coreset"])
+def test_coverage_against_exact_of_each_mode(tiny_category_ro, monkeypatch, sampling):
+    """Random 10% covers worse than the exact greedy; the cells mode (forced here, as above
+    EXACT_UP_TO patches) within the issue's 1.1x."""
+    from patchcore_lite import sampling as sampling_module
+    from patchcore_lite.data import good_images
+    from patchcore_lite.model import PatchCore
+
+    monkeypatch.setattr(sampling_module, "EXACT_UP_TO", 100)
+    monkeypatch.setattr(sampling_module, "CELL_SIZE", 128)
+    model = PatchCore(weights=None, resize=64, crop=0, sampling=sampling, progress=False)
+    train = good_images(tiny_category_ro)
+    model.fit(train)
+    ratio = bench.coverage_vs_exact(model, train)
+    if sampling == "random":
+        assert model.info["selection"] == "random" and ratio > 1.0
+    else:
+        assert model.info["selection"] == "coreset-cells" and 1.0 <= ratio <= 1.1
 
 
 def test_parse_sizes():

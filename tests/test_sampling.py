@@ -271,3 +271,13 @@ def test_default_coreset_uses_cells_only_above_exact_up_to(monkeypatch):
     fast = sampling.subsample(x, "coreset", 0.1, progress=False)
     assert fast.tolist() != exact.tolist()
     assert sampling.coverage(x, fast) <= 1.1 * sampling.coverage(x, exact)
+
+
+def test_algorithm_names_what_subsample_runs(monkeypatch):
+    n = sampling.EXACT_UP_TO
+    assert sampling.algorithm("coreset", n) == "coreset-exact"
+    assert sampling.algorithm("coreset", n + 1) == "coreset-cells"
+    assert sampling.algorithm("coreset-exact", 10 * n) == "coreset-exact"
+    assert [sampling.algorithm(m, 5) for m in ("none", "random")] == ["none", "random"]
+    with pytest.raises(PatchCoreError, match="--sampling"):
+        sampling.algorithm("kmeans", 5)

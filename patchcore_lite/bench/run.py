@@ -24,11 +24,14 @@ from ..errors import PatchCoreError
 from .common import machine, peak_rss_mb, table, timed
 
 DEFAULT_SIZES = "50,200,1000"
+COVER_IMAGES = 100  # coverage against the exact greedy is measured on this many images' patches
 COLUMNS = (  # (JSON key, header, format)
     ("n_train", "train", "{:d}"),
     ("memory_bank_size", "bank", "{:d}"),
     ("embed_images_per_s", "embed img/s", "{:.1f}"),
+    ("selection", "selection", "{}"),
     ("selection_seconds", "select s", "{:.2f}"),
+    ("coverage_vs_exact", "cover/exact", "{:.3f}"),
     ("knn_ms_per_image", "kNN ms/img", "{:.1f}"),
     ("predict_ms_per_image", "predict ms/img", "{:.1f}"),
     ("fit_seconds", "fit s", "{:.1f}"),
@@ -107,6 +110,26 @@ def knn_seconds(model, feats) -> float:
     return timed(search, q, model.bank.patches, model.config.k)[1]
 
 
+def coverage_vs_exact(model, train: list) -> float | None:
+    """Coverage of the fit's selection algorithm on the patches of up to COVER_IMAGES training
+    images (evenly spaced), over the exact greedy's on the same patches: 1.0 is as good as exact,
+    higher is worse. The exact greedy is too slow on a whole large set; the cells it is compared
+    with there are the same size as in the fit."""
+    from .. import sampling
+
+    c, how = model.config, model.info.get("selection")
+    if how in (None, "none"):
+        return None
+    images = train[::max(1, len(train) // COVER_IMAGES)][:COVER_IMAGES]
+    x = model.features(images, progress=False).reshape(-1, model.info["embed_dim"])  # (N, D)
+    ratio, pd, seed = c.sampling_ratio, c.proj_dim, c.seed
+    exact = sampling.greedy_coreset(x, ratio, pd, seed, progress=False, cell_size=None)
+    picks = (sampling.random_subsample(len(x), ratio, seed) if how == "random" else
+             sampling.greedy_coreset(x, ratio, pd, seed, progress=False, cell_size=None
+                                     if how == "coreset-exact" else sampling.CELL_SIZE))
+    return sampling.coverage(x, picks) / sampling.coverage(x, exact)
+
+
 def worker(spec: dict) -> dict:
     """Fit on the first n_train good images and score the test set; timings, memory, AUROC."""
     import torch
@@ -130,15 +153,19 @@ def worker(spec: dict) -> dict:
     (scores, amaps), predict_s = timed(model.predict, paths)
     knn_s = knn_seconds(model, model.features(paths))
     masks = load_masks(samples, model.config.resize, model.config.crop)
+    peak = peak_rss_mb()  # before the coverage check, which embeds images again
+    cover = coverage_vs_exact(model, train)
     info, n = model.info, len(paths)
     return dict(
         n_train=info["n_train"], n_test=n, n_patches=info["n_patches"],
         memory_bank_size=info["memory_bank_size"], embed_dim=info["embed_dim"],
         embed_images_per_s=info["n_train"] / info["embed_seconds"],
         embed_seconds=info["embed_seconds"], selection_seconds=info["sampling_seconds"],
+        selection=info.get("selection"), coverage_vs_exact=cover, streamed=info.get("streamed",
+                                                                                   False),
         knn_ms_per_image=1000 * knn_s / n, predict_ms_per_image=1000 * predict_s / n,
         fit_seconds=fit_s, predict_seconds=predict_s, fit_predict_seconds=fit_s + predict_s,
-        peak_rss_mb=peak_rss_mb(), fit_peak_rss_mb=fit_rss, baseline_rss_mb=base_rss,
+        peak_rss_mb=peak, fit_peak_rss_mb=fit_rss, baseline_rss_mb=base_rss,
         **{k: v for k, v in score_test_set(samples, scores, amaps, masks).items()
            if k in ("image_auroc", "pixel_auroc", "pro")},
         weights=model.weights_used, model=model.describe(), search=model.config.search,
