@@ -121,13 +121,18 @@ def features(n, d=192, seed=0):
     return torch.randn(n, d, generator=g) * torch.logspace(0.5, -1.5, d) + 2.0
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_pruned_search_matches_sklearn(seed):
-    """Banks large enough for the lower-bound path (CPU, k=1) give the brute-force neighbours."""
-    b = features(knn.MIN_BANK_FOR_BOUNDS + 500, seed=seed)
-    q = torch.cat([features(300, seed=seed + 10), b[:50], features(30, seed=seed + 20) * 3])
-    assert len(b) >= knn.MIN_BANK_FOR_BOUNDS and b.shape[1] > 2 * knn.BOUND_DIM  # path taken
+@pytest.mark.parametrize("seed, dim", [(0, 192), (1, 192), (0, 128)])
+def test_pruned_search_matches_sklearn(seed, dim, monkeypatch):
+    """Banks large enough for the lower-bound path (CPU, k=1) give the brute-force neighbours;
+    128-dim features (mobilenet_v2) take it too, with a 32-dim bound."""
+    b = features(knn.MIN_BANK_FOR_BOUNDS + 500, d=dim, seed=seed)
+    q = torch.cat([features(300, d=dim, seed=seed + 10), b[:50],
+                   features(30, d=dim, seed=seed + 20) * 3])
+    taken, pruned = [], knn._pruned_nn
+    monkeypatch.setattr(knn, "_pruned_nn", lambda q, b, bound: taken.append(
+        bound[1].shape[1]) or pruned(q, b, bound))
     d, i = knn.knn(q, b, k=1)
+    assert taken == [min(knn.BOUND_DIM, dim // 4) + 1]  # the lower-bound path, p + 1 coords
     nn = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(b.double().numpy())
     ref_d, ref_i = nn.kneighbors(q.double().numpy())
     np.testing.assert_allclose(d.numpy(), ref_d, rtol=1e-5, atol=1e-4)
