@@ -21,7 +21,7 @@ import torch
 from . import bounds
 
 GROUP_BYTES = 2**24  # patches of the cells stepped together (16 MiB: one 384-dim cell, 5 of 128)
-AXES_FROM = 2048  # patches of a cell its principal axes are estimated from
+SPLIT_AXES_FROM = 32768  # patches the axes of the split are estimated from
 CHUNK = 32768  # candidate rows whose full differences are held at once
 FIRST, MORE = 0.5, 0.125  # picks of the first round, and of each further one, per share
 
@@ -61,9 +61,9 @@ def pack(x: torch.Tensor, parts: list[torch.Tensor], starts: list[int], p: int) 
     index = torch.stack([torch.cat([c, c[:1].expand(n - len(c))]) for c in parts])  # (K, n)
     zt = x.new_zeros(k, min(p, x.shape[1]) + 1, n)  # (K, p+1, n)
     tol = x.new_empty(k, 1)
-    for j, c in enumerate(parts):  # axes from up to AXES_FROM patches: any orthonormal axes bound
+    for j, c in enumerate(parts):
         xj = x if k == 1 else x[c]  # (n_j, D)
-        z = bounds.bound_coords(xj, bounds.principal_axes(xj[::1 + len(c) // AXES_FROM], p))
+        z = bounds.bound_coords(xj, bounds.principal_axes(xj, p))  # (n_j, p+1)
         zt[j, :, :len(c)] = z.T
         tol[j] = bounds.slack(z)
     size = torch.tensor([len(c) for c in parts], device=dev)
@@ -137,7 +137,7 @@ def greedy_cells(x: torch.Tensor, m: int, cell_size: int, seed: int = 0, tick=No
     largest pick radius over all cells) from its picks, it continues by half its share.
     """
     tick = tick or (lambda _: None)
-    ax = bounds.principal_axes(x[::1 + len(x) // (16 * AXES_FROM)], p)  # from ~32,768 patches
+    ax = bounds.principal_axes(x[::1 + len(x) // SPLIT_AXES_FROM], p)  # any axes split
     parts = split(bounds.bound_coords(x, ax)[:, :-1], cell_size)
     if 4 * len(parts) > m:  # too few picks to share out: one cell, the exact loop (N x m small)
         parts = [torch.arange(len(x), device=x.device)]
