@@ -6,9 +6,10 @@ and every cell runs the exact loop on its own patches, with bounds from its own 
 (tighter than global ones: a cell is narrow along the global axes). A greedy prefix of a cell
 covers it to the radius of its next pick, so keeping the M picks made at the largest radii over
 all cells covers every cell to about the same radius tau, as the global greedy leaves it: cells
-run their share of M, then those still farther than tau from their picks continue. Cells run in
-lockstep, a group at a time (one batched product per step for the group, their patches copied
-together so the exact distances read contiguous memory). Work: N x cell_size, not N x M.
+make part of their share of M, then those whose next pick is farthest continue, in rounds. Cells
+run in lockstep, a group at a time (one batched product per step for the group, on a copy of
+their patches made once, so the exact distances read contiguous memory). Work: N x cell_size,
+not N x M.
 """
 
 from __future__ import annotations
@@ -133,8 +134,10 @@ def greedy_cells(x: torch.Tensor, m: int, cell_size: int, seed: int = 0, tick=No
                  p: int = 32) -> torch.Tensor:
     """Approximate greedy coreset of x (N, D): m patch indices, largest pick radius first.
 
-    Every cell runs its share of m picks; while a cell is still farther than tau (the m-th
-    largest pick radius over all cells) from its picks, it continues by half its share.
+    Every cell first makes FIRST of its share of the m picks; then, while some cell's next pick
+    radius is above tau (the m-th largest pick radius so far) or fewer than m picks were made,
+    the farther half of those cells continue by MORE of a share: picks go where patches are far
+    apart, as in the global greedy, and few are made below the final tau.
     """
     tick = tick or (lambda _: None)
     ax = bounds.principal_axes(x[::1 + len(x) // SPLIT_AXES_FROM], p)  # any axes split
