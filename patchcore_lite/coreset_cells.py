@@ -102,9 +102,7 @@ def step_cells(s: Cells, rows: torch.Tensor, steps: int, tick) -> tuple[torch.Te
         cur = mind.argmax(1)
         tick(len(rows))
     s.mind[rows], s.half[rows], s.cur[rows] = (torch.as_tensor(a) for a in (mind, half, cur))
-    stack = (lambda a: torch.from_numpy(np.stack(a, 1))) if xp is np else (
-        lambda a: torch.stack(a, 1))
-    return stack(picks), stack(radii).to(torch.float64)
+    return torch.as_tensor(xp.stack(picks, 1)), torch.as_tensor(xp.stack(radii, 1)).double()
 
 
 def arrays(*tensors: torch.Tensor):

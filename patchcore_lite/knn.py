@@ -14,7 +14,7 @@ import torch
 from . import bounds
 
 BOUND_DIM = 64  # principal coordinates in the lower bound (65 numbers per patch instead of D)
-MIN_DIM_FOR_BOUNDS = 128  # narrower features: D/4 coordinates would rule out too little (96-dim)
+MIN_DIM_FOR_BOUNDS = 128  # narrower features: a bound of D/4 coordinates rules out too little
 MIN_BANK_FOR_BOUNDS = 2048  # smaller banks: plain matrix products are already cheap
 CHUNK = 32768  # candidate pairs whose full differences are held at once (48 MiB at 384 dims)
 

@@ -122,11 +122,8 @@ def coverage_vs_exact(model, train: list) -> float | None:
         return None
     images = train[::max(1, len(train) // COVER_IMAGES)][:COVER_IMAGES]
     x = model.features(images, progress=False).reshape(-1, model.info["embed_dim"])  # (N, D)
-    ratio, pd, seed = c.sampling_ratio, c.proj_dim, c.seed
-    exact = sampling.greedy_coreset(x, ratio, pd, seed, progress=False, cell_size=None)
-    picks = (sampling.random_subsample(len(x), ratio, seed) if how == "random" else
-             sampling.greedy_coreset(x, ratio, pd, seed, progress=False, cell_size=None
-                                     if how == "coreset-exact" else sampling.CELL_SIZE))
+    exact, picks = (sampling.select(x, h, c.sampling_ratio, c.seed, c.proj_dim, progress=False)
+                    for h in ("coreset-exact", how))
     return sampling.coverage(x, picks) / sampling.coverage(x, exact)
 
 
@@ -161,8 +158,8 @@ def worker(spec: dict) -> dict:
         memory_bank_size=info["memory_bank_size"], embed_dim=info["embed_dim"],
         embed_images_per_s=info["n_train"] / info["embed_seconds"],
         embed_seconds=info["embed_seconds"], selection_seconds=info["sampling_seconds"],
-        selection=info.get("selection"), coverage_vs_exact=cover, streamed=info.get("streamed",
-                                                                                   False),
+        selection=info.get("selection"), coverage_vs_exact=cover,
+        streamed=info.get("streamed", False),
         knn_ms_per_image=1000 * knn_s / n, predict_ms_per_image=1000 * predict_s / n,
         fit_seconds=fit_s, predict_seconds=predict_s, fit_predict_seconds=fit_s + predict_s,
         peak_rss_mb=peak, fit_peak_rss_mb=fit_rss, baseline_rss_mb=base_rss,
