@@ -51,3 +51,17 @@ def bound_coords(x, ax: Axes, block: int = 16384):
 def slack(z: torch.Tensor) -> float:
     """Rounding allowance on squared bounds: a looser bound only costs work, never exactness."""
     return 1e-5 * float((z * z).sum(1).max()) + 1e-12
+
+
+def arrays(*tensors: torch.Tensor):
+    """numpy views of CPU tensors (its indexing and small products cost less per call), the
+    tensors themselves on a GPU; with the matching namespace."""
+    if tensors[0].device.type == "cpu":
+        return np, [t.numpy() for t in tensors]
+    return torch, list(tensors)
+
+
+def flatnonzero(mask):
+    """Flat indices of the true entries of a numpy array or a tensor."""
+    return np.flatnonzero(mask) if isinstance(mask, np.ndarray) else mask.flatten().nonzero(
+        ).squeeze(1)

@@ -81,15 +81,16 @@ def step_cells(s: Cells, rows: torch.Tensor, steps: int, tick) -> tuple[torch.Te
     place. Returns the picks (G, steps; patch indices) and each pick's squared min-distance when
     it was picked (G, steps; inf first)."""
     n, sub = s.index.shape[1], [t[rows] for t in s[1:-1]]  # the group's state, copied
-    xp, (xs, index, zt, zsq, mind, half, tol, cur) = arrays(s.x.view(-1, s.x.shape[2]), *sub)
-    g_rows, base = arrays(torch.arange(len(rows), device=rows.device), rows * n)[1]  # (G,)
+    xp, (xs, index, zt, zsq, mind, half, tol, cur) = bounds.arrays(
+        s.x.view(-1, s.x.shape[2]), *sub)
+    g_rows, base = bounds.arrays(torch.arange(len(rows), device=rows.device), rows * n)[1]  # (G,)
     picks, radii = [], []
     for _ in range(steps):
         picks.append(index[g_rows, cur])
         radii.append(mind[g_rows, cur])
         g = (zt[g_rows, :, cur][:, None] @ zt)[:, 0]  # (G, n) z.z_i, one product per cell
         g -= half  # bound < mind + tol  <=>  z.z_i - half > |z_i|^2 / 2
-        flat = flatnonzero(g > zsq[g_rows, cur][:, None] / 2)  # (C,) slots that may move closer
+        flat = bounds.flatnonzero(g > zsq[g_rows, cur][:, None] / 2)  # (C,) may move closer
         xi = xs[base + cur]  # (G, D) each cell's new pick
         for c0 in range(0, len(flat), CHUNK):
             c = flat[c0:c0 + CHUNK]
@@ -103,20 +104,6 @@ def step_cells(s: Cells, rows: torch.Tensor, steps: int, tick) -> tuple[torch.Te
         tick(len(rows))
     s.mind[rows], s.half[rows], s.cur[rows] = (torch.as_tensor(a) for a in (mind, half, cur))
     return torch.as_tensor(xp.stack(picks, 1)), torch.as_tensor(xp.stack(radii, 1)).double()
-
-
-def arrays(*tensors: torch.Tensor):
-    """numpy views of CPU tensors (its indexing and small products cost less per call), the
-    tensors themselves on a GPU; with the matching namespace."""
-    if tensors[0].device.type == "cpu":
-        return np, [t.numpy() for t in tensors]
-    return torch, list(tensors)
-
-
-def flatnonzero(mask):
-    """Flat indices of the true entries of a numpy array or a tensor."""
-    return np.flatnonzero(mask) if isinstance(mask, np.ndarray) else mask.flatten().nonzero(
-        ).squeeze(1)
 
 
 def run(s: Cells, which: torch.Tensor, steps: int, tick):

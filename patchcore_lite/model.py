@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from torch.utils.data import ConcatDataset, Subset
 from tqdm.auto import tqdm
 
-from . import ann, calibration, embedding, io, knn, maps, sampling, streaming, tiling
+from . import bank, calibration, embedding, io, knn, maps, sampling, tiling, trainset
 from ._version import __version__
 from .backbone import FeatureExtractor, describe_weights, load_backbone, state_dict_hash
 from .config import (
@@ -30,27 +31,15 @@ from .data import ImageSet
 from .errors import PatchCoreError
 
 THRESHOLD_QUANTILE = 0.99  # default threshold: this quantile of leave-one-out good scores
-THRESHOLD_MAX_IMAGES = 50  # training images scored (without their own patches) to learn it
-
-
-@dataclass
-class Bank:
-    """The memory bank: patches plus where each came from (training image, grid cell)."""
-
-    patches: torch.Tensor  # (M, D)
-    image: torch.Tensor  # (M,) index into train_images
-    pos: torch.Tensor  # (M,) flat grid index y * w + x
-    grid: tuple[int, int]  # (h, w) patch grid of one image
-    train_images: list[str] = field(default_factory=list)
 
 
 class PatchCore(calibration.Calibrated):
     """PatchCore anomaly detector (Roth et al., CVPR 2022) with a from-scratch pipeline."""
 
-    def __init__(self, backbone: str = "resnet18", layers=("layer2", "layer3"),
-                 weights: str | None = "auto", sampling: str = "coreset",
-                 sampling_ratio: float = 0.1, k: int = 1, device: str = "cpu", seed: int = 0,
-                 progress: bool = True, **options):
+    def __init__(self, backbone: str = Config.backbone, layers=Config.layers,
+                 weights: str | None = Config.weights, sampling: str = Config.sampling,
+                 sampling_ratio: float = Config.sampling_ratio, k: int = Config.k,
+                 device: str = "cpu", seed: int = Config.seed, progress: bool = True, **options):
         self.config = Config(backbone=backbone, layers=layers, weights=weights, sampling=sampling,
                              sampling_ratio=sampling_ratio, k=k, seed=seed, **options)
         self.config.check()
@@ -61,8 +50,7 @@ class PatchCore(calibration.Calibrated):
         self.extractor = FeatureExtractor(self.net, self.config.layers).to(
             self.device, memory_format=torch.channels_last)
         self.weights_sha256 = state_dict_hash(self.net)
-        self.bank: Bank | None = None
-        self._bound = None  # (bank tensor, its lower-bound coordinates) for pruned kNN
+        self.bank: bank.Bank | None = None
         self.threshold: float | None = None
         self.good_scores: list[float] = []  # leave-one-image-out scores of good training images
         self.map_range: tuple[float, float] | None = None
@@ -116,83 +104,68 @@ class PatchCore(calibration.Calibrated):
         return tqdm(loader, desc=desc, disable=not show, unit="batch")
 
     # ---- fit ---------------------------------------------------------------------------
-    def fit(self, images) -> PatchCore:
-        """Build the memory bank from good images and learn the default threshold."""
-        t0 = time.perf_counter()
-        ds = self._dataset(images, need=2)  # checked before any work
-        if self.config.tile and self.config.crop:
-            warnings.warn(f"--tile with --crop {self.config.crop}: each tile's border outside "
-                          "the centre crop is not seen (consider --crop 0)", stacklevel=2)
-        c = self.config
-        if not c.tile:  # more features than memory holds: fit chunk by chunk
-            per_image = self.embed(ds[0][None]).shape[1:]  # (h, w, D)
-            if streaming.needed(len(ds), per_image):
-                return self._fit_streaming(ds, per_image, t0)
-        feats, owner, layout = self._train_features(ds)  # (T, h, w, D), (T,) image of each
-        t1 = time.perf_counter()
-        flat = feats.reshape(-1, feats.shape[-1])  # (T*h*w, D)
-        idx = sampling.subsample(flat, c.sampling, c.sampling_ratio, c.seed, c.proj_dim,
-                                 self.progress).to(flat.device)
+    def fit(self, images, drop_suspects: bool = False) -> PatchCore:
+        """Build the memory bank from good images, check every training image against it (leave
+        one out) and learn the default threshold; drop_suspects fits again without suspects."""
+        t0, self.info = time.perf_counter(), {}
+        ds, c = self._dataset(images, need=2), self.config  # checked before any work
+        if c.tile and c.crop:
+            warnings.warn(f"--tile with --crop {c.crop}: each tile's border outside the centre "
+                          "crop is not seen (consider --crop 0)", stacklevel=2)
+        per_image = None if c.tile else self.embed(ds[0][None]).shape[1:]  # (h, w, D)
+        if per_image is not None and bank.needed(len(ds), per_image):  # fit chunk by chunk
+            embed = lambda r: self.features(Subset(ds, r), progress=False)  # noqa: E731
+            self.bank, t_embed = bank.stream(embed, len(ds), per_image, bank.names(ds.images),
+                                             c, self.device, self.progress)
+            feats, owner, layout, t1 = None, None, None, t0 + t_embed
+            chunk = max(len(r) for r in bank.chunks(len(ds), per_image)) * per_image[:2].numel()
+            n_patches, more = len(ds) * per_image[:2].numel(), dict(streamed=True, n_tiles=None)
+        else:
+            feats, owner, layout = self._train_features(ds)  # (T, h, w, D), (T,) image of each
+            t1 = time.perf_counter()
+            self.bank = bank.build(feats, owner, bank.names(ds.images), c, self.progress)
+            n_patches = chunk = feats.shape[:3].numel()
+            more = dict(n_tiles=len(feats) if c.tile else None)
+        check_bank_size(len(self.bank), c.k, c)
         t2 = time.perf_counter()
-        check_bank_size(len(idx), c.k, c)
-        self.bank = _bank(flat, idx, owner, feats.shape[1:3], _names(ds.images))
-        del flat
         self.good_scores = []
-        self._learn_threshold(feats, owner, layout)
-        n, (t, h, w, d) = len(ds), feats.shape
-        self.info = dict(n_train=n, n_patches=t * h * w, memory_bank_size=len(idx), embed_dim=d,
-                         embed_seconds=t1 - t0, sampling_seconds=t2 - t1,
-                         selection=sampling.algorithm(c.sampling, t * h * w),
-                         fit_seconds=time.perf_counter() - t0, n_tiles=t if c.tile else None)
-        return self
-
-    def _fit_streaming(self, ds: ImageSet, per_image: torch.Size, t0: float) -> PatchCore:
-        """fit for more features than memory holds (streaming.py); the threshold re-embeds the
-        good images it scores."""
-        patches, image, pos, t_embed = streaming.bank(self, ds, per_image)
-        check_bank_size(len(patches), self.config.k, self.config)
-        self.bank = Bank(patches, image, pos, tuple(per_image[:2]), _names(ds.images))
-        g = torch.Generator().manual_seed(self.config.seed)
-        chosen = torch.randperm(len(ds), generator=g)[:THRESHOLD_MAX_IMAGES].sort().values
-        self.good_scores = []
-        self._learn_threshold(self.features(torch.utils.data.Subset(ds, chosen.tolist()),
-                                            progress=False), chosen)
-        (m, d), hw = patches.shape, per_image[0] * per_image[1]
-        chunk = max(len(r) for r in streaming.chunks(len(ds), per_image)) * hw  # patches
-        self.info = dict(n_train=len(ds), n_patches=len(ds) * hw, memory_bank_size=m,
-                         embed_dim=d, embed_seconds=t_embed, streamed=True,
-                         selection=sampling.algorithm(self.config.sampling, chunk),
-                         sampling_seconds=time.perf_counter() - t0 - t_embed,
-                         fit_seconds=time.perf_counter() - t0, n_tiles=None)
+        self._check_training_set(ds, feats, owner, layout)
+        self.info = dict(n_train=len(ds), n_patches=n_patches, memory_bank_size=len(self.bank),
+                         embed_dim=self.bank.patches.shape[1], embed_seconds=t1 - t0,
+                         sampling_seconds=t2 - t1, check_seconds=time.perf_counter() - t2,
+                         selection=sampling.algorithm(c.sampling, chunk),
+                         fit_seconds=time.perf_counter() - t0, **more, **self.info)
+        suspects = {s["path"] for s in self.info["train_suspects"]}
+        if drop_suspects and suspects:
+            keep = [im for im, n in zip(ds.images, bank.names(ds.images)) if n not in suspects]
+            self.fit(keep)
+            self.info["dropped_suspects"] = len(suspects)
         return self
 
     def append(self, images) -> PatchCore:
         """Add newly approved good images to a fitted bank without refitting: their patches are
-        kept as the fit would (all, the same random ratio, or a greedy extension of the coreset),
-        and the threshold is re-learned from the stored good scores plus the new images'."""
+        kept as the fit would (all, the same random ratio, or the greedy continued), and the
+        training set is checked again, so the threshold is what one fit on all would learn."""
         if self.bank is None:
             raise PatchCoreError("--append: the model has no memory bank yet; fit it first")
         t0 = time.perf_counter()
-        ds = self._dataset(images, need=1)
+        ds, n0 = self._dataset(images, need=1), len(self.bank.train_images)
         feats, owner, layout = self._train_features(ds)
-        n0, c = len(self.bank.train_images), self.config
-        flat = feats.reshape(-1, feats.shape[-1])  # (T*h*w, D) the new patches
-        m = sampling.n_keep(len(flat), c.sampling_ratio) if c.sampling != "none" else len(flat)
-        if c.sampling == "random":
-            idx = sampling.random_subsample(len(flat), c.sampling_ratio, c.seed + n0)
-        elif c.sampling != "none":
-            idx = _extend_coreset(flat, self.bank.patches, m)
-        else:
-            idx = torch.arange(len(flat))
-        new = _bank(flat, idx.to(flat.device), owner + n0, feats.shape[1:3], _names(ds.images))
-        b = self.bank
-        self.bank = Bank(torch.cat([b.patches, new.patches]), torch.cat([b.image, new.image]),
-                         torch.cat([b.pos, new.pos]), b.grid, b.train_images + new.train_images)
-        scores, _ = self._loo_scores(feats, owner + n0, layout)
-        self.set_threshold(self.good_scores + scores)
+        self.bank = bank.extend(self.bank, feats, owner, bank.names(ds.images), self.config,
+                                self.progress)
+        old = self.bank.train_images[:n0]
+        if all(Path(p).is_file() for p in old):  # re-score every image against the new bank
+            whole = ConcatDataset([self._dataset(old, need=1), ds])
+            self.good_scores = []
+            self._check_training_set(whole)
+        else:  # earlier images are gone: keep their scores, add the new images'
+            warnings.warn("--append: some earlier training images cannot be read; their stored "
+                          "leave-one-out scores are kept for the threshold", stacklevel=2)
+            lay = None if layout is None else dict(enumerate(layout, n0))
+            self._check_training_set(ds, feats, owner + n0, lay, first=n0)
         self.info = dict(self.info, n_train=len(self.bank.train_images),
-                         memory_bank_size=len(self.bank.patches),
-                         n_patches=self.info.get("n_patches", 0) + len(flat),
+                         memory_bank_size=len(self.bank),
+                         n_patches=self.info.get("n_patches", 0) + feats.shape[:3].numel(),
                          append_seconds=time.perf_counter() - t0)
         return self
 
@@ -206,52 +179,63 @@ class PatchCore(calibration.Calibrated):
                                  f"{len(ds)}{where}")
         return ds
 
-    def _train_features(self, ds: ImageSet):
+    def _train_features(self, ds, progress: bool | None = None):
         """Patch embeddings (T, h, w, D) of every image (or tile), the image each came from
         (T,), and the tile layout (None without tiling)."""
+        show = self.progress if progress is None else progress
         if self.config.tile:
-            return tiling.features(self, ds)
-        feats = self.features(ds, "embed train")  # (N, h, w, D)
+            return tiling.features(self.embed, ds, self.config, show)
+        feats = self.features(ds, "embed train", progress=show)  # (N, h, w, D)
         return feats, torch.arange(len(feats)), None
 
-    def _learn_threshold(self, feats: torch.Tensor, owner: torch.Tensor, layout=None) -> None:
-        """Score good training images against the bank without their own patches (leave one
-        out): their scores set the default threshold and calibrate normalized scores."""
-        scores, good_maps = self._loo_scores(feats, owner, layout)
-        self.map_range = maps.color_scale(torch.cat(good_maps), 0.0)  # hi set with the threshold
-        self.set_threshold(self.good_scores + scores)
+    def _check_training_set(self, ds, feats=None, owner=None, layout=None, first: int = 0):
+        """Leave-one-image-out scores of the training images ds holds (bank images first, first+1,
+        ...; trainset.py): they set the default threshold, suspects excluded, and the heatmap
+        colour range. Features (T, h, w, D) of images `owner` are re-embedded when not given."""
+        ids = [first + i for i in trainset.sample(len(ds))]
 
-    def _loo_scores(self, feats: torch.Tensor, owner: torch.Tensor, layout=None):
-        """Leave-one-image-out scores (and maps) of up to THRESHOLD_MAX_IMAGES images.
+        def score(chunk: list[int], out: list[int]):
+            f, own, lay = ((feats, owner, layout) if feats is not None else
+                           self._chunk(ds, [i - first for i in chunk], first))
+            return [self._loo_score(f[own == i], [i] + out, lay[i] if lay else None)
+                    for i in chunk]
 
-        feats (T, h, w, D) are patches of images `owner` (T,); all of an image's tiles are left
-        out together, and a tiled image's score is the max of its stitched map, as in predict."""
-        ids = owner.unique()  # sorted image indices
-        g = torch.Generator().manual_seed(self.config.seed)
-        chosen = torch.randperm(len(ids), generator=g)[:THRESHOLD_MAX_IMAGES].sort().values
-        scores, good_maps = [], []
-        for j in chosen.tolist():
-            i, rows = int(ids[j]), (owner == ids[j]).nonzero()[:, 0]
-            own = self._rows_of(i)  # the bank is sorted by image: its rows are one slice
-            if own[1] - own[0] == len(self.bank.patches):
-                continue
-            s, m, _ = self.score_features(feats[rows], exclude=own)
-            if layout is not None:
-                m = tiling.stitch(m, *layout[i - int(ids[0])], self.config.resize,
-                                  self.config.crop)[None]
-                s = m.amax()[None]
-            if not bool(torch.isfinite(s).all()):
-                raise PatchCoreError(f"images: training image {self.bank.train_images[i]} "
-                                     "scores NaN or inf (non-finite pixel values?)")
-            scores.append(float(s.max()))
-            good_maps.append(m.flatten())
-        return scores, good_maps
+        scores, good_maps, suspects = trainset.check(score, ids, self.progress)
+        names = self.bank.train_images
+        for i, s in zip(ids, scores):
+            if i in suspects:
+                warnings.warn(f"suspect training image {names[i]}: leave-one-out score {s:.4g} "
+                              "is an outlier among the good images (a defect?)", stacklevel=3)
+        if len(ids) < len(ds):
+            warnings.warn(f"training-set check: scored an evenly spaced sample of {len(ids)} of "
+                          f"{len(ds)} images", stacklevel=3)
+        self.info = dict(self.info, train_checked=len(ids), train_suspects=[
+            dict(path=names[i], score=s) for i, s in zip(ids, scores) if i in suspects])
+        kept = [(s, m) for i, s, m in zip(ids, scores, good_maps) if i not in suspects]
+        self.map_range = maps.color_scale(torch.cat([m for _, m in kept]), 0.0)
+        self.set_threshold(self.good_scores + [s for s, _ in kept])
 
-    def _rows_of(self, image: int) -> tuple[int, int]:
-        """Bank rows a:b holding the patches of training image `image` (bank sorted by image)."""
-        img = self.bank.image.to(torch.int64)
-        a = int(torch.searchsorted(img, image, right=False))
-        return a, int(torch.searchsorted(img, image, right=True))
+    def _chunk(self, ds, local: list[int], first: int):
+        """Re-embedded features of images ds[local], their owners and layouts by bank image."""
+        f, own, lay = self._train_features(Subset(ds, local), progress=False)
+        ids = [first + i for i in local]
+        return f, torch.tensor(ids)[own], lay and dict(zip(ids, lay))
+
+    def _loo_score(self, f: torch.Tensor, images: list[int], lay) -> tuple[float, torch.Tensor]:
+        """Score and flat map of the image images[0] from its features (T, h, w, D) against the
+        bank without the patches of `images`; a tiled image scores the max of its stitched map."""
+        out = [self.bank.rows_of(j) for j in images]
+        if not self.bank.around(out):
+            raise PatchCoreError("images: the memory bank holds the patches of one image only; "
+                                 "give more good images or raise --ratio")
+        s, m, _ = self.score_features(f, exclude=out)
+        if lay is not None:
+            m = tiling.stitch(m, *lay, self.config.resize, self.config.crop)[None]
+            s = m.amax()[None]
+        if not bool(torch.isfinite(s).all()):
+            raise PatchCoreError(f"images: training image {self.bank.train_images[images[0]]} "
+                                 "scores NaN or inf (non-finite pixel values?)")
+        return float(s.max()), m.flatten()
 
     def set_threshold(self, good_scores: list[float]) -> None:
         """The default threshold from leave-one-out good scores: the 0.99 quantile, or the
@@ -270,18 +254,12 @@ class PatchCore(calibration.Calibrated):
         self.map_range = (lo, lo + 2.0 * max(self.threshold - lo, 1e-6))
 
     # ---- predict -----------------------------------------------------------------------
-    def bank_bound(self):
-        """Lower-bound coordinates of the fitted bank for exact pruned search (cached)."""
-        if self._bound is None or self._bound[0] is not self.bank.patches:
-            self._bound = (self.bank.patches, knn.bank_bounds(self.bank.patches))
-        return self._bound[1]
-
     def score_features(self, feats: torch.Tensor, bank: torch.Tensor | None = None, bound=None,
                        k: int | None = None, sigma: float = maps.SIGMA,
-                       exclude: tuple[int, int] | None = None):
+                       exclude: list[tuple[int, int]] | None = None):
         """The one scoring path: (B, h, w, D) patch embeddings -> image scores (B,), anomaly
         maps (B, S, S), patch scores (B, h, w). Defaults: the fitted bank and its bound, model's k.
-        exclude=(a, b): score against the fitted bank without its rows a:b (leave one out)."""
+        exclude=[(a, b), ...]: without those rows of the fitted bank (leave images out)."""
         bank = self.bank.patches if bank is None else bank
         b, h, w, d = feats.shape
         q = feats.reshape(-1, d)  # (B*h*w, D)
@@ -305,7 +283,10 @@ class PatchCore(calibration.Calibrated):
             raise PatchCoreError("model: call fit() (or PatchCore.load) before predict()")
         check_bank_size(len(self.bank.patches), k or self.config.k, self.config)
         if self.config.tile:
-            return tiling.predict(self, self._dataset(images, 1), batch_size, progress, k)
+            show = self.progress if progress is None else progress
+            return tiling.predict(self.embed, lambda f: self.score_features(f, k=k)[1],
+                                  self._dataset(images, 1), self.config,
+                                  batch_size or self.config.batch_size, show)
         scores, amaps, patches = [], [], []
         for x in self._bar(self.loader(images, batch_size), "predict", progress):
             s, m, p = self.score_features(self.embed(x), k=k)
@@ -316,29 +297,13 @@ class PatchCore(calibration.Calibrated):
         return (*out, torch.cat(patches).numpy()) if return_patches else out
 
     def nearest(self, queries: torch.Tensor, k: int = 1, bank: torch.Tensor | None = None,
-                bound=None, exclude: tuple[int, int] | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                bound=None, exclude=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(P, D) patch embeddings -> distances (P, k) and indices (P, k) of the k nearest bank
-        patches: faiss or the exact search, with the fitted bank's cached bound. exclude=(a, b)
-        leaves the fitted bank's rows a:b out, searching the two views around them (no copy)."""
-        fitted = self.bank is not None and (bank is None or bank is self.bank.patches)
-        bank = self.bank.patches if bank is None else bank
-        if exclude is not None:
-            return self._nearest_without(queries, k, exclude)
-        if self.config.search == "faiss" and fitted:  # faiss indexes the fitted bank once
-            return ann.knn(queries, bank, k)
-        return knn.knn(queries, bank, k, bound=bound or (self.bank_bound() if fitted else None))
-
-    def _nearest_without(self, queries: torch.Tensor, k: int, rows: tuple[int, int]):
-        """k nearest fitted-bank patches outside bank rows a:b (one training image's)."""
-        (a, b), m = rows, len(self.bank.patches)
-        ax, zb = self.bank_bound()
-        found = [(knn.knn(queries, self.bank.patches[s:e], k, bound=(ax, zb[s:e])), s)
-                 for s, e in ((0, a), (b, m)) if e > s]
-        dist = torch.cat([d for (d, _), _ in found], 1)  # (P, <= 2k)
-        idx = torch.cat([i + s for (_, i), s in found], 1)
-        dist, j = dist.topk(min(k, dist.shape[1]), dim=1, largest=False)
-        return dist, idx.gather(1, j)
+        patches: the fitted bank (faiss or exact search, bank.py), or another `bank` tensor.
+        exclude=[(a, b), ...] leaves those rows of the fitted bank out."""
+        if bank is None or bank is self.bank.patches:
+            return self.bank.nearest(queries, k, exclude, self.config.search)
+        return knn.knn(queries, bank, k, bound=bound)
 
     # ---- save / load -------------------------------------------------------------------
     def save(self, path: str | Path, key: bytes | None = None) -> Path:
@@ -372,7 +337,7 @@ class PatchCore(calibration.Calibrated):
                 f"({header['weights']}, sha256 {header['weights_sha256'][:12]})")
         model.config.weights = header["config"]["weights"]
         dev = model.device
-        model.bank = Bank(t["patches"].to(dev), t["image"].to(dev), t["pos"].to(dev),
+        model.bank = bank.Bank(t["patches"].to(dev), t["image"].to(dev), t["pos"].to(dev),
                           tuple(header["grid"]), header["train_images"])
         model.threshold, model.map_range = header["threshold"], tuple(header["map_range"])
         model.threshold_info, model.info = header["threshold_info"], header["info"]
@@ -389,26 +354,4 @@ class PatchCore(calibration.Calibrated):
                     grid=list(self.bank.grid) if self.bank else None,
                     train_images=self.bank.train_images if self.bank else [],
                     info=self.info, version=__version__)
-
-
-def _bank(flat: torch.Tensor, idx: torch.Tensor, owner: torch.Tensor, grid, names) -> Bank:
-    """Bank of the patches flat[idx] of T images or tiles; owner (T,) is each one's image."""
-    h, w = grid
-    idx = idx.sort().values  # sorted by image, then cell: each image's rows are one slice
-    return Bank(flat[idx].clone(), owner.to(idx.device)[idx // (h * w)].int(),
-                (idx % (h * w)).int(), (h, w), names)
-
-
-def _extend_coreset(new: torch.Tensor, bank: torch.Tensor, m: int) -> torch.Tensor:
-    """Greedy k-center extension: m of the `new` patches, each the farthest from the bank and
-    those already added (the min-distances start from the current bank)."""
-    mind = knn.knn(new, bank, 1)[0][:, 0].double() ** 2  # (N,) to the current bank
-    return sampling.greedy_exact(new.double(), min(m, len(new)), int(mind.argmax()),
-                                 lambda _: None, mind)
-
-
-def _names(images) -> list[str]:
-    """Printable names of training images (paths as given; in-memory images by index)."""
-    return [str(im) if isinstance(im, (str, Path)) else f"<image {i}>"
-            for i, im in enumerate(images)]
 

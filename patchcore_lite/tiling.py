@@ -3,12 +3,17 @@
 Tiles of `size` original pixels overlap by a fraction; the last tile in each direction is aligned
 to the image's edge (its overlap grows), and a tile larger than the image is the whole image along
 that side. Each tile goes through the model's resize (and crop) like a whole image would; its map
-is resized back onto the part of the tile it covers, and overlaps are averaged.
+is resized back onto the part of the tile it covers, and overlaps are averaged. Predict holds one
+batch of tiles and two (H, W) sums at a time, so its memory is the image, two maps and
+`batch_size` tiles whatever the image size; an image that needs more than MAX_TILES tiles is
+refused by name. The functions take the model's steps as callables (embed a batch, score one).
 
     boxes(500, 1235, 256, 0.25)  # -> [(y0, y1, x0, x1), ...] covering the 500 x 1235 image
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -16,6 +21,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data import resize_crop
+from .errors import PatchCoreError
+
+MAX_TILES = 10_000  # tiles per image: above, --tile is too small or --tile-overlap too large
 
 
 def starts(length: int, size: int, overlap: float) -> list[int]:
@@ -46,69 +54,88 @@ def covered(box: tuple[int, int, int, int], resize: int, crop: int) -> tuple[int
     return (y0 + round(lo * th), y0 + round(hi * th), x0 + round(lo * tw), x0 + round(hi * tw))
 
 
-def cut(image: torch.Tensor, size: int, overlap: float) -> tuple[list[torch.Tensor], list]:
-    """(3, H, W) image -> its tiles (each (3, th, tw)) and their boxes."""
-    bs = boxes(image.shape[-2], image.shape[-1], size, overlap)
-    return [image[:, y0:y1, x0:x1] for y0, y1, x0, x1 in bs], bs
-
-
-def stitch(tile_maps: torch.Tensor, bs: list, shape: tuple[int, int], resize: int,
-           crop: int) -> torch.Tensor:
-    """(T, S, S) tile maps -> one (H, W) map: each resized onto what it covers, overlaps averaged;
-    pixels no map covers (a crop's margins) take the lowest covered value."""
-    total = torch.zeros(shape, dtype=tile_maps.dtype, device=tile_maps.device)  # (H, W)
-    count = torch.zeros_like(total)
+def place(total: torch.Tensor, count: torch.Tensor, tile_maps: torch.Tensor, bs: list,
+          resize: int, crop: int) -> None:
+    """Add (T, S, S) tile maps into the (H, W) sums `total` and `count`, each resized onto the
+    part of its tile that it covers."""
     for m, box in zip(tile_maps, bs):
         y0, y1, x0, x1 = covered(box, resize, crop)
         up = F.interpolate(m[None, None], size=(y1 - y0, x1 - x0), mode="bilinear",
                            align_corners=False)[0, 0]
         total[y0:y1, x0:x1] += up
         count[y0:y1, x0:x1] += 1
+
+
+def average(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """The stitched (H, W) map: overlaps averaged; pixels no map covers (a crop's margins) take
+    the lowest covered value."""
     seen = count > 0
     out = torch.where(seen, total / count.clamp(min=1), total.new_tensor(0.0))
     return torch.where(seen, out, out[seen].min() if bool(seen.any()) else out)
 
 
-def _tile_batch(model, image: torch.Tensor) -> tuple[torch.Tensor, list]:
-    """(3, H, W) original -> (T, 3, S, S) tiles through the model's resize and crop, and boxes."""
-    c = model.config
-    parts, bs = cut(image, c.tile, c.tile_overlap)
-    return torch.stack([resize_crop(t, c.resize, c.crop) for t in parts]), bs
+def stitch(tile_maps: torch.Tensor, bs: list, shape: tuple[int, int], resize: int,
+           crop: int) -> torch.Tensor:
+    """(T, S, S) tile maps -> one (H, W) map (`place` then `average`)."""
+    total = torch.zeros(shape, dtype=tile_maps.dtype, device=tile_maps.device)  # (H, W)
+    count = torch.zeros_like(total)
+    place(total, count, tile_maps, bs, resize, crop)
+    return average(total, count)
 
 
-def _embed_tiles(model, tiles: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """(T, 3, S, S) -> (T, h, w, D), batch_size tiles per forward pass."""
-    return torch.cat([model.embed(tiles[i:i + batch_size])
-                      for i in range(0, len(tiles), batch_size)])
+def layout(shape: tuple[int, int], c) -> list[tuple[int, int, int, int]]:
+    """The tile boxes of an image of `shape` (H, W) under config c, refused above MAX_TILES."""
+    bs = boxes(shape[0], shape[1], c.tile, c.tile_overlap)
+    if len(bs) > MAX_TILES:
+        raise PatchCoreError(f"--tile/--tile-overlap: an image of {shape[1]} x {shape[0]} px "
+                             f"needs {len(bs):,} tiles of {c.tile} px at overlap "
+                             f"{c.tile_overlap:g} (at most {MAX_TILES:,}): raise --tile or lower "
+                             "--tile-overlap")
+    return bs
 
 
-def features(model, ds) -> tuple[torch.Tensor, torch.Tensor, list]:
+def batches(image: torch.Tensor, bs: list, c, batch_size: int):
+    """(3, H, W) original -> batches of at most batch_size tiles (B, 3, S, S) through the model's
+    resize and crop, with their boxes: only one batch of tiles is ever in memory."""
+    for b0 in range(0, len(bs), batch_size):
+        part = bs[b0:b0 + batch_size]
+        yield torch.stack([resize_crop(image[:, y0:y1, x0:x1], c.resize, c.crop)
+                           for y0, y1, x0, x1 in part]), part
+
+
+Embed = Callable[[torch.Tensor], torch.Tensor]  # (B, 3, S, S) -> (B, h, w, D)
+
+
+def features(embed: Embed, ds, c, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor,
+                                                                  list]:
     """Patch embeddings of every tile of every image (T, h, w, D), the image of each tile (T,),
     and per image its (boxes, (H, W)) for stitching."""
-    feats, owner, layout = [], [], []
-    bar = tqdm(range(len(ds)), desc="embed tiles", unit="image", disable=not model.progress)
-    for i in bar:
+    feats, owner, lay = [], [], []
+    for i in tqdm(range(len(ds)), desc="embed tiles", unit="image", disable=not progress):
         image = ds[i]  # (3, H, W) original
-        tiles, bs = _tile_batch(model, image)
-        feats.append(_embed_tiles(model, tiles, model.config.batch_size))
-        owner += [i] * len(tiles)
-        layout.append((bs, tuple(image.shape[-2:])))
-    return torch.cat(feats), torch.tensor(owner), layout
+        bs = layout(tuple(image.shape[-2:]), c)
+        feats += [embed(t) for t, _ in batches(image, bs, c, c.batch_size)]
+        owner += [i] * len(bs)
+        lay.append((bs, tuple(image.shape[-2:])))
+    return torch.cat(feats), torch.tensor(owner), lay
 
 
-def predict(model, ds, batch_size: int | None, progress: bool | None, k: int | None):
+def predict(embed: Embed, score, ds, c, batch_size: int, progress: bool = True):
     """Image scores (N,) and stitched maps at the original sizes: one (N, H, W) array when every
-    image has the same size, else a list of (H_i, W_i) arrays. Score = max of the stitched map."""
-    c = model.config
-    show = model.progress if progress is None else progress
+    image has the same size, else a list of (H_i, W_i) arrays. Score = max of the stitched map.
+    `score` maps (B, h, w, D) features to (B, S, S) tile maps; tiles go batch by batch."""
     scores, amaps = [], []
-    for i in tqdm(range(len(ds)), desc="predict tiles", unit="image", disable=not show):
-        image = ds[i]
-        tiles, bs = _tile_batch(model, image)
-        f = _embed_tiles(model, tiles, batch_size or c.batch_size)  # (T, h, w, D)
-        _, tile_maps, _ = model.score_features(f, k=k)  # (T, S, S)
-        m = stitch(tile_maps, bs, tuple(image.shape[-2:]), c.resize, c.crop)
+    for i in tqdm(range(len(ds)), desc="predict tiles", unit="image", disable=not progress):
+        image = ds[i]  # (3, H, W)
+        shape = tuple(image.shape[-2:])
+        bs = layout(shape, c)
+        total = torch.zeros(shape)  # (H, W) sums of tile maps, and how many cover each pixel
+        count = torch.zeros(shape)
+        for tiles, part in batches(image, bs, c, batch_size):
+            place(total, count, score(embed(tiles)).cpu(), part, c.resize, c.crop)
+        del image
+        m = average(total, count)
         scores.append(float(m.max()))
-        amaps.append(m.cpu().numpy())
+        amaps.append(m.numpy())
     same = len({a.shape for a in amaps}) == 1
     return np.array(scores), (np.stack(amaps) if same else amaps)

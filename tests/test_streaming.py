@@ -1,4 +1,4 @@
-"""Fitting in chunks (streaming.py) against the in-memory fit: the same bank with no sampling, and
+"""Fitting in chunks (bank.stream) against the in-memory fit: the same bank with no sampling, and
 the expected sizes and a comparable coverage with random sampling and the coreset."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from patchcore_lite import PatchCore, sampling, streaming
+from patchcore_lite import PatchCore, bank, sampling
 from patchcore_lite.data import good_images, walk_images
 
 TINY = dict(weights=None, resize=64, crop=0, progress=False)
@@ -15,15 +15,15 @@ TINY = dict(weights=None, resize=64, crop=0, progress=False)
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    monkeypatch.setattr(streaming, "STREAM_BYTES", 1)  # stream even tiny sets
-    monkeypatch.setattr(streaming, "CHUNK_BYTES", 2 * 64 * 384 * 4)  # two 8x8 images a chunk
+    monkeypatch.setattr(bank, "STREAM_BYTES", 1)  # stream even tiny sets
+    monkeypatch.setattr(bank, "CHUNK_BYTES", 2 * 64 * 384 * 4)  # two 8x8 images a chunk
 
 
 def test_streaming_with_no_sampling_equals_the_in_memory_fit(tiny_category_ro, monkeypatch):
     images = good_images(tiny_category_ro)
     ref = PatchCore(**TINY, sampling="none").fit(images)
-    monkeypatch.setattr(streaming, "STREAM_BYTES", 1)
-    monkeypatch.setattr(streaming, "CHUNK_BYTES", 2 * 64 * 384 * 4)
+    monkeypatch.setattr(bank, "STREAM_BYTES", 1)
+    monkeypatch.setattr(bank, "CHUNK_BYTES", 2 * 64 * 384 * 4)
     got = PatchCore(**TINY, sampling="none").fit(images)
     assert got.info["streamed"] and "streamed" not in ref.info
     assert torch.equal(got.bank.patches, ref.bank.patches)
@@ -43,9 +43,9 @@ def test_streaming_keeps_the_ratio_of_every_chunk(tiny_category_ro, small_chunks
     assert len(model.good_scores) == len(images)
     if method == "coreset":  # each chunk covered by its own coreset: close to the global one
         monkeypatch = pytest.MonkeyPatch()
-        monkeypatch.setattr(streaming, "STREAM_BYTES", 2**40)
+        monkeypatch.setattr(bank, "STREAM_BYTES", 2**40)
         full = PatchCore(**TINY, sampling="none").fit(images).bank.patches
-        glob = sampling.greedy_coreset(full, 0.25, progress=False)
+        glob = sampling.select(full, sampling.n_keep(len(full), 0.25), "coreset", progress=False)
         radius = float(torch.cdist(full, model.bank.patches).min(1).values.max())
         ref = sampling.coverage(full, glob)
         monkeypatch.undo()
