@@ -63,12 +63,13 @@ def timed(fn, *args, **kw):
 def measure(x: torch.Tensor, ratio: float, exact: bool, cell_size: int, cover: bool) -> dict:
     """Selection times and (if `cover`) coverages of random, fast and (if `exact`) exact on x."""
     row = dict(n=len(x), dim=x.shape[1], bank=sampling.n_keep(len(x), ratio))
-    runs = [("random", lambda: sampling.random_subsample(len(x), ratio)),
-            ("coreset", lambda: sampling.greedy_coreset(x, ratio, progress=False,
-                                                        cell_size=cell_size))]
+    m = row["bank"]
+    sampling.CELL_SIZE = cell_size
+    runs = [("random", lambda: sampling.select(x, m, "random")),
+            ("coreset", lambda: sampling.select(x, m, "coreset-cells", progress=False))]
     if exact:
-        runs.append(("coreset-exact", lambda: sampling.greedy_coreset(
-            x, ratio, progress=False, cell_size=None)))
+        runs.append(("coreset-exact", lambda: sampling.select(x, m, "coreset-exact",
+                                                              progress=False)))
     for name, fn in runs:
         idx, wall, cpu, l0, l1 = timed(fn)
         row[name] = dict(seconds=wall, cpu_seconds=cpu, load_before=l0, load_after=l1,

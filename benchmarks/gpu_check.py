@@ -122,8 +122,9 @@ def main() -> int:
     ok &= rel <= 1e-2 and abs(auc_gpu - auc_cpu) <= 0.002
 
     feats = cpu.features(train[:10]).reshape(-1, cpu.bank.patches.shape[1])  # (7840, D)
-    core_cpu = sampling.greedy_coreset(feats, 0.1, progress=False)
-    core_gpu = sampling.greedy_coreset(feats.to(dev), 0.1, progress=False)
+    m = sampling.n_keep(len(feats), 0.1)
+    core_cpu = sampling.select(feats, m, "coreset", progress=False)
+    core_gpu = sampling.select(feats.to(dev), m, "coreset", progress=False)
     cov_cpu, cov_gpu = sampling.coverage(feats, core_cpu), sampling.coverage(feats, core_gpu)
     out.update(coreset_same_first_100=core_cpu[:100].tolist() == core_gpu[:100].tolist(),
                coverage_cpu=cov_cpu, coverage_gpu=cov_gpu)

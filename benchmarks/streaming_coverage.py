@@ -1,6 +1,6 @@
 """Streaming fit against the in-memory fit on the same images: time and coverage of each bank.
 
-A fit streams when the training features pass streaming.STREAM_BYTES: each chunk of images is
+A fit streams when the training features pass bank.STREAM_BYTES: each chunk of images is
 subsampled on its own (a composable coreset) and the chunks' picks are joined. This fits the
 same training images twice, once in memory (STREAM_BYTES raised) and once streamed in --chunks
 chunks, and reports fit time, bank size and coverage (largest distance from any training patch
@@ -17,23 +17,23 @@ import json
 import sys
 import time
 
-from patchcore_lite import sampling, streaming
+from patchcore_lite import bank, sampling
 from patchcore_lite.bench.run import bench_data
 from patchcore_lite.data import good_images
 from patchcore_lite.model import PatchCore
 
 
 def fit(kwargs: dict, train: list, stream_bytes: float, chunk_bytes: int) -> tuple:
-    """A fitted model with streaming's limits set as given, and its fit seconds."""
-    old = streaming.STREAM_BYTES, streaming.CHUNK_BYTES
-    streaming.STREAM_BYTES, streaming.CHUNK_BYTES = stream_bytes, chunk_bytes
+    """A fitted model with the bank's streaming limits set as given, and its fit seconds."""
+    old = bank.STREAM_BYTES, bank.CHUNK_BYTES
+    bank.STREAM_BYTES, bank.CHUNK_BYTES = stream_bytes, chunk_bytes
     try:
         model = PatchCore(progress=False, **kwargs)
         t = time.perf_counter()
         model.fit(train)
         return model, time.perf_counter() - t
     finally:
-        streaming.STREAM_BYTES, streaming.CHUNK_BYTES = old
+        bank.STREAM_BYTES, bank.CHUNK_BYTES = old
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     train = good_images(bench_data(a.data, None, [a.n_train], 40, seed=0))[:a.n_train]
     kwargs = dict(backbone=a.backbone, layers=tuple(a.layers.split(",")), weights=None,
                   sampling=a.sampling)
-    whole, t_whole = fit(kwargs, train, float("inf"), streaming.CHUNK_BYTES)
+    whole, t_whole = fit(kwargs, train, float("inf"), bank.CHUNK_BYTES)
     x = whole.features(train, progress=False).reshape(-1, whole.info["embed_dim"])  # (N, D)
     per_chunk = x.numel() * 4 // a.chunks + x.shape[1] * 4 * 784  # bytes: --chunks chunks
     streamed, t_stream = fit(kwargs, train, 0, per_chunk)

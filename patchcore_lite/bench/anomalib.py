@@ -5,8 +5,8 @@ anomalib is installed on demand into its own virtual environment (default
 the versions this kit runs on, so both sides use the same kernels. The worker
 (`anomalib_worker.py`) runs inside that environment: it builds anomalib's `PatchcoreModel`
 (`pre_trained=False`) and loads the very state dict our backbone uses, embeds the same training
-images, times anomalib's `KCenterGreedy` and our `greedy_coreset` on the same features, and
-scores the same test images. CI never runs this.
+images, times anomalib's `KCenterGreedy` and our greedy coreset (`sampling.select`) on the same
+features, and scores the same test images. CI never runs this.
 """
 
 from __future__ import annotations

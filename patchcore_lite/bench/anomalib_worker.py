@@ -3,10 +3,10 @@
 Started by bench_anomalib.run_worker with a JSON spec as argv[1]; prints one JSON line. It builds
 `PatchcoreModel(pre_trained=False)`, loads the state dict of our backbone into its feature
 extractor, embeds the same training images (our loader: same resize, crop and ImageNet
-normalisation), times anomalib's KCenterGreedy and then our greedy_coreset on the very same
-features (same process, same threads), measures the coverage of both, and scores the test set.
-With their_selection=false (sizes where KCenterGreedy takes hours) anomalib scores with a bank
-of our selection: only the predict time is then comparable.
+normalisation), times anomalib's KCenterGreedy and then our greedy coreset (sampling.select) on
+the very same features (same process, same threads), measures the coverage of both, and scores
+the test set. With their_selection=false (sizes where KCenterGreedy takes hours) anomalib scores
+with a bank of our selection: only the predict time is then comparable.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def fit(model: PatchcoreModel, spec: dict, train: list) -> tuple[torch.Tensor, d
 def ours_on_same(features: torch.Tensor, spec: dict) -> tuple[torch.Tensor, float]:
     """Our greedy coreset on anomalib's features: indices and seconds."""
     t0 = time.perf_counter()
-    idx = sampling.greedy_coreset(features, spec["ratio"], spec["proj_dim"], spec["seed"],
-                                  progress=False)
+    idx = sampling.select(features, sampling.n_keep(len(features), spec["ratio"]), "coreset",
+                          spec["seed"], spec["proj_dim"], progress=False)
     return idx, time.perf_counter() - t0
 
 

@@ -122,7 +122,8 @@ def coverage_vs_exact(model, train: list) -> float | None:
         return None
     images = train[::max(1, len(train) // COVER_IMAGES)][:COVER_IMAGES]
     x = model.features(images, progress=False).reshape(-1, model.info["embed_dim"])  # (N, D)
-    exact, picks = (sampling.select(x, h, c.sampling_ratio, c.seed, c.proj_dim, progress=False)
+    m = sampling.n_keep(len(x), c.sampling_ratio)
+    exact, picks = (sampling.select(x, m, h, c.seed, c.proj_dim, progress=False)
                     for h in ("coreset-exact", how))
     return sampling.coverage(x, picks) / sampling.coverage(x, exact)
 

@@ -68,7 +68,8 @@ class BankLab:
         if key not in self._selected:
             x = self.train if points is None else points
             t = time.perf_counter()
-            idx = sampling.subsample(x, method, ratio, self.seed, progress=False)
+            m = len(x) if method == "none" else sampling.n_keep(len(x), ratio)
+            idx = sampling.select(x, m, method, self.seed, progress=False)
             self._selected[key] = (idx, time.perf_counter() - t)
         return self._selected[key]
 
@@ -295,7 +296,7 @@ def _blocked_sampling(what: str):
     """The library's samplers, coverage and nearest-neighbour search, blocked."""
     return blocked([(sampling, "greedy_exact"), (sampling, "greedy_pruned"),
                     (coreset_cells, "step_cells"), (coreset_cells, "greedy_cells"),
-                    (sampling, "greedy_coreset"), (sampling, "subsample"),
+                    (sampling, "select"),
                     (sampling, "coverage"), (knn, "knn")], what)
 
 
