@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from . import ann, knn, sampling
@@ -152,6 +153,29 @@ def stream(embed: Callable[[range], torch.Tensor], n_images: int, per_image: tor
         del flat
     bar.close()
     return Bank(patches, image, pos, (h, w), list(names)), t_embed
+
+
+def make(ds, train_features, embed, c, device, progress: bool = True):
+    """The bank of the training images ds: in memory, or chunk by chunk when their features
+    pass STREAM_BYTES. train_features(dataset, show) -> features (T, h, w, D), owners (T,),
+    layouts; embed(batch) probes one image's size. Returns the bank, the (features, owners,
+    layouts) when in memory (else None), and what the fit's info records."""
+    t0 = time.perf_counter()
+    per_image = None if c.tile else embed(ds[0][None]).shape[1:]  # (h, w, D)
+    if per_image is not None and needed(len(ds), per_image):
+        hw = per_image[:2].numel()
+        b, t_embed = stream(lambda r: train_features(Subset(ds, r))[0], len(ds), per_image,
+                            names(ds.images), c, device, progress)
+        chunk = max(len(r) for r in chunks(len(ds), per_image)) * hw
+        return b, None, dict(n_patches=len(ds) * hw, streamed=True, n_tiles=None,
+                             embed_seconds=t_embed, selection=sampling.algorithm(c.sampling, chunk),
+                             sampling_seconds=time.perf_counter() - t0 - t_embed)
+    feats, owner, layout = train_features(ds, progress)  # (T, h, w, D), (T,) image of each
+    t1 = time.perf_counter()
+    b, n = build(feats, owner, names(ds.images), c, progress), feats.shape[:3].numel()
+    return b, (feats, owner, layout), dict(
+        n_patches=n, n_tiles=len(feats) if c.tile else None, embed_seconds=t1 - t0,
+        sampling_seconds=time.perf_counter() - t1, selection=sampling.algorithm(c.sampling, n))
 
 
 def names(images) -> list[str]:

@@ -21,6 +21,7 @@ import numpy as np
 from .errors import PatchCoreError
 
 LN9 = math.log(9.0)
+THRESHOLD_QUANTILE = 0.99  # default threshold: this quantile of leave-one-out good scores
 
 
 def check_fraction(value, flag: str, closed: bool = False) -> float:
@@ -49,6 +50,16 @@ def target_fpr_threshold(good_scores, fpr: float) -> tuple[float, dict]:
                 target_fpr=fpr, n_images=n, fpr_std_error=math.sqrt(fpr * (1 - fpr) / n),
                 fpr_on_good=float(np.mean(s >= t)))
     return t, info
+
+
+def default_threshold(good_scores, target_fpr: float | None) -> tuple[float, dict]:
+    """A model's default threshold and how it was set: the THRESHOLD_QUANTILE of the
+    leave-one-out good scores, or the --target-fpr quantile."""
+    if target_fpr is not None:
+        return target_fpr_threshold(good_scores, target_fpr)
+    t = float(np.quantile(np.asarray(good_scores, dtype=np.float64), THRESHOLD_QUANTILE))
+    return t, dict(method="leave-one-image-out quantile", quantile=THRESHOLD_QUANTILE,
+                   n_images=len(good_scores))
 
 
 def reference(good_scores, map_low: float | None) -> float:

@@ -7,8 +7,9 @@ whose checksum is valid but whose header is malformed fails with one line, not a
 
 from __future__ import annotations
 
+import argparse
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -17,13 +18,37 @@ from .calibration import check_fraction
 from .errors import PatchCoreError
 
 MAX_BATCH = 256  # images per forward pass: larger batches only cost memory
-MAX_RESIZE = 1024  # larger inputs need tiling: memory grows with the square of the side
+MAX_RESIZE = 1024  # model input side (an image's or a tile's): memory grows with its square
 INT_FIELDS = ("k", "reweight_b", "resize", "crop", "seed", "batch_size")
 SEED_MAX = 2**63 - 1  # torch.manual_seed's limit
 
 
-def _flag(name: str) -> str:
-    return "--" + {"sampling_ratio": "ratio"}.get(name, name).replace("_", "-")
+def positive_int(text: str) -> int:
+    """Command-line type: a whole number >= 1."""
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def finite_float(text: str) -> float:
+    """Command-line type: a number that is not NaN or infinite."""
+    v = float(text)
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return v
+
+
+def option(default, help: str, cli=str, flag: str | None = None):
+    """A Config field with what the command line needs: its help, its argparse type (None: a
+    switch) and its flag (default: --name-with-dashes)."""
+    return field(default=default, metadata=dict(help=help, type=cli, flag=flag))
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a Config field (--ratio for sampling_ratio)."""
+    meta = {f.name: f.metadata for f in fields(Config)}.get(name, {})
+    return meta.get("flag") or "--" + name.replace("_", "-")
 
 
 def _is_int(v) -> bool:
@@ -32,26 +57,33 @@ def _is_int(v) -> bool:
 
 @dataclass
 class Config:
-    """Everything that defines a fitted model (saved with it); the device is not part of it."""
+    """Everything that defines a fitted model (saved with it), each setting written once with
+    its default, type and help: `PatchCore` and the option table (options.py) derive from it."""
 
-    backbone: str = "resnet18"
-    layers: tuple[str, ...] = ("layer2", "layer3")
-    weights: str | None = "auto"
-    sampling: str = "coreset"
-    sampling_ratio: float = 0.1
-    k: int = 1
-    reweight: bool = False
-    reweight_b: int = 9
-    embed_dim: int | None = None
-    resize: int = 256
-    crop: int = 224
-    seed: int = 0
-    batch_size: int = 16
-    proj_dim: int | None = None  # coreset on a random projection; None: the full embedding
-    search: str = "exact"  # kNN backend: exact (blocked, pruned on CPU) or faiss (optional extra)
-    target_fpr: float | None = None  # default threshold: this false-alarm rate on good images
-    tile: int | None = None  # square tiles of this many original pixels (large images)
-    tile_overlap: float = 0.25
+    backbone: str = option("resnet18", "torchvision CNN (resnet18, wide_resnet50_2, "
+                           "mobilenet_v2, ...)")
+    layers: tuple[str, ...] = option(("layer2", "layer3"), "comma-separated module names "
+                                     "(dotted for nested ones, e.g. features.6)")
+    weights: str | None = option("auto", "auto, imagenet, none or a state-dict file")
+    sampling: str = option("coreset", "none, random, coreset (fast) or coreset-exact")
+    sampling_ratio: float = option(0.1, "fraction of patches kept", float, "--ratio")
+    k: int = option(1, "neighbours averaged for a patch's score", positive_int)
+    reweight: bool = option(False, "paper Eq. 7 image-score reweighting", None)
+    reweight_b: int = option(9, "neighbourhood size of Eq. 7", int)
+    embed_dim: int | None = option(None, "reduce patches to this dim (default: keep the "
+                                   "concatenation)", int)
+    resize: int = option(256, "square resize of every image", int)
+    crop: int = option(224, "centre crop; 0 keeps the whole image", int)
+    seed: int = option(0, "random init, sampling and threshold seed", int)
+    batch_size: int = option(16, "images per forward pass", positive_int)
+    proj_dim: int | None = option(None, "select the coreset on a random projection to this "
+                                  "dim (default: the full embedding)", positive_int)
+    search: str = option("exact", "kNN backend: exact (blocked, pruned on CPU) or faiss (extra)")
+    target_fpr: float | None = option(None, "default threshold flags this fraction of good "
+                                      "images (leave-one-out estimate)", finite_float)
+    tile: int | None = option(None, "cut images into square tiles of this many pixels (large "
+                              "images, small defects)", positive_int)
+    tile_overlap: float = option(0.25, "overlap of adjacent tiles", finite_float)
 
     def check(self) -> None:
         """Reject bad settings with a message that names the argument."""
@@ -66,7 +98,7 @@ class Config:
         sampling.check_ratio(self.sampling_ratio)
         for name in ("k", "reweight_b", "resize", "batch_size"):
             if getattr(self, name) < 1:
-                raise PatchCoreError(f"{_flag(name)}: must be >= 1, got {getattr(self, name)}")
+                raise PatchCoreError(f"{flag(name)}: must be >= 1, got {getattr(self, name)}")
         self._check_sizes()
         if self.search not in ("exact", "faiss"):
             raise PatchCoreError(f"--search: unknown backend '{self.search}' (exact or faiss)")
@@ -89,13 +121,13 @@ class Config:
         for name in INT_FIELDS + ("embed_dim", "proj_dim"):
             v = getattr(self, name)
             if not (_is_int(v) or (v is None and name in ("embed_dim", "proj_dim"))):
-                raise PatchCoreError(f"{_flag(name)}: expected a whole number, got {v!r}")
+                raise PatchCoreError(f"{flag(name)}: expected a whole number, got {v!r}")
         r = self.sampling_ratio
         if not isinstance(r, (int, float)) or isinstance(r, bool) or not math.isfinite(r):
             raise PatchCoreError(f"--ratio: expected a number in (0, 1], got {r!r}")
         for name in ("backbone", "sampling", "search"):
             if not isinstance(getattr(self, name), str):
-                raise PatchCoreError(f"{_flag(name)}: expected a name, got "
+                raise PatchCoreError(f"{flag(name)}: expected a name, got "
                                      f"{getattr(self, name)!r}")
         if not isinstance(self.reweight, bool):
             raise PatchCoreError(f"--reweight: expected True or False, got {self.reweight!r}")
@@ -106,9 +138,10 @@ class Config:
         if self.batch_size > MAX_BATCH:
             raise PatchCoreError(f"--batch-size: at most {MAX_BATCH}, got {self.batch_size} "
                                  "(larger batches only cost memory)")
-        if self.resize > MAX_RESIZE and not self.tile:
-            raise PatchCoreError(f"--resize: at most {MAX_RESIZE} px without --tile, got "
-                                 f"{self.resize} (memory grows with the square of the input side)")
+        if self.resize > MAX_RESIZE:  # with --tile, each tile is resized to --resize
+            raise PatchCoreError(f"--resize: at most {MAX_RESIZE} px (of an image, or of each tile "
+                                 f"with --tile), got {self.resize} (memory grows with the square "
+                                 "of the input side; use --tile for large images)")
         if self.input_size < 32:
             raise PatchCoreError(f"--resize/--crop: input must be at least 32 px, got "
                                  f"{self.input_size}")
@@ -116,6 +149,13 @@ class Config:
             raise PatchCoreError(f"--embed-dim: must be >= 1, got {self.embed_dim}")
         if not 0 <= self.seed <= SEED_MAX:
             raise PatchCoreError(f"--seed: must be in [0, 2**63 - 1], got {self.seed}")
+
+    def describe(self, weights: str) -> str:
+        """One line that says what the model is, `weights` (a description) first."""
+        ratio = "" if self.sampling == "none" else f" {self.sampling_ratio:g}"
+        return (f"{self.backbone} [{','.join(self.layers)}], {weights}; sampling {self.sampling}"
+                f"{ratio}, k={self.k}{', Eq.7 reweight' if self.reweight else ''}, "
+                f"input {self.resize}->{self.crop or 'no crop'}")
 
     @property
     def input_size(self) -> int:
@@ -175,6 +215,13 @@ def check_bank_size(m: int, k: int, c: Config) -> None:
                              f"bank has only {m} patches (raise --ratio or drop --reweight)")
 
 
+def check_batch_size(batch_size) -> None:
+    """A batch size given when scoring: None (the model's) or a whole number in [1, MAX_BATCH]."""
+    if batch_size is not None and not (_is_int(batch_size) and 1 <= batch_size <= MAX_BATCH):
+        raise PatchCoreError(f"--batch-size: a whole number in [1, {MAX_BATCH}], got "
+                             f"{batch_size!r}")
+
+
 def check_device(device) -> torch.device:
     """cpu, cuda or cuda:N, checked: other devices (mps, xpu, meta) are refused by name."""
     try:
@@ -200,3 +247,17 @@ def check_tensors(t: dict, header: dict, path) -> None:
         v = t[name]
         if v.dtype != torch.int32 or (len(v) and (int(v.min()) < 0 or int(v.max()) >= top)):
             raise PatchCoreError(f"{path}: malformed model ('{name}' indices out of range)")
+
+
+def checked_config(header: dict, t: dict, path) -> dict:
+    """PatchCore keyword arguments of a saved model, after its header (schema, settings) and
+    tensors (shapes, dtypes, index ranges) are checked; the file is named in any error."""
+    check_header(header, {k: tuple(v.shape) for k, v in t.items()}, path)
+    check_tensors(t, header, path)
+    cfg = dict(header["config"])
+    cfg["weights"] = {"random": "none"}.get(header["weights"], header["weights"])
+    try:
+        Config(**{k: v for k, v in cfg.items() if k != "weights"}).check()
+    except PatchCoreError as e:
+        raise PatchCoreError(f"{path}: malformed model header ({e}); refusing to load it")
+    return cfg

@@ -12,25 +12,22 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from torch.utils.data import ConcatDataset, Subset
+from torch.utils.data import ConcatDataset
 from tqdm.auto import tqdm
 
-from . import bank, calibration, embedding, io, knn, maps, sampling, tiling, trainset
+from . import bank, calibration, embedding, io, knn, maps, tiling, trainset
 from ._version import __version__
 from .backbone import FeatureExtractor, describe_weights, load_backbone, state_dict_hash
 from .config import (
-    MAX_BATCH,
     Config,
     check_bank_size,
+    check_batch_size,
     check_device,
-    check_header,
-    check_tensors,
+    checked_config,
     upgrade_header,
 )
 from .data import ImageSet
 from .errors import PatchCoreError
-
-THRESHOLD_QUANTILE = 0.99  # default threshold: this quantile of leave-one-out good scores
 
 
 class PatchCore(calibration.Calibrated):
@@ -64,22 +61,14 @@ class PatchCore(calibration.Calibrated):
 
     def describe(self) -> str:
         """One line that says what the model is, weights first: never hide a random init."""
-        c = self.config
-        w = describe_weights(self.weights_used, c.seed)
-        ratio = "" if c.sampling == "none" else f" {c.sampling_ratio:g}"
-        return (f"{c.backbone} [{','.join(c.layers)}], {w}; sampling {c.sampling}{ratio}, "
-                f"k={c.k}{', Eq.7 reweight' if c.reweight else ''}, "
-                f"input {c.resize}->{c.crop or 'no crop'}")
+        return self.config.describe(describe_weights(self.weights_used, self.config.seed))
 
     # ---- features ----------------------------------------------------------------------
     def loader(self, images, batch_size: int | None = None) -> torch.utils.data.DataLoader:
         """Batches of preprocessed (B, 3, S, S) images in [0, 1] (resize, then centre crop)."""
         ds = images if isinstance(images, torch.utils.data.Dataset) else ImageSet(
             images, self.config.resize, self.config.crop)
-        if batch_size is not None and not (isinstance(batch_size, int) and
-                                           1 <= batch_size <= MAX_BATCH):
-            raise PatchCoreError(f"--batch-size: a whole number in [1, {MAX_BATCH}], got "
-                                 f"{batch_size!r}")
+        check_batch_size(batch_size)
         return torch.utils.data.DataLoader(ds, batch_size=batch_size or self.config.batch_size)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,29 +101,15 @@ class PatchCore(calibration.Calibrated):
         if c.tile and c.crop:
             warnings.warn(f"--tile with --crop {c.crop}: each tile's border outside the centre "
                           "crop is not seen (consider --crop 0)", stacklevel=2)
-        per_image = None if c.tile else self.embed(ds[0][None]).shape[1:]  # (h, w, D)
-        if per_image is not None and bank.needed(len(ds), per_image):  # fit chunk by chunk
-            embed = lambda r: self.features(Subset(ds, r), progress=False)  # noqa: E731
-            self.bank, t_embed = bank.stream(embed, len(ds), per_image, bank.names(ds.images),
-                                             c, self.device, self.progress)
-            feats, owner, layout, t1 = None, None, None, t0 + t_embed
-            chunk = max(len(r) for r in bank.chunks(len(ds), per_image)) * per_image[:2].numel()
-            n_patches, more = len(ds) * per_image[:2].numel(), dict(streamed=True, n_tiles=None)
-        else:
-            feats, owner, layout = self._train_features(ds)  # (T, h, w, D), (T,) image of each
-            t1 = time.perf_counter()
-            self.bank = bank.build(feats, owner, bank.names(ds.images), c, self.progress)
-            n_patches = chunk = feats.shape[:3].numel()
-            more = dict(n_tiles=len(feats) if c.tile else None)
+        self.bank, given, more = bank.make(ds, lambda d, show=False: self._train_features(
+            d, progress=show), self.embed, c, self.device, self.progress)
         check_bank_size(len(self.bank), c.k, c)
-        t2 = time.perf_counter()
-        self.good_scores = []
-        self._check_training_set(ds, feats, owner, layout)
-        self.info = dict(n_train=len(ds), n_patches=n_patches, memory_bank_size=len(self.bank),
-                         embed_dim=self.bank.patches.shape[1], embed_seconds=t1 - t0,
-                         sampling_seconds=t2 - t1, check_seconds=time.perf_counter() - t2,
-                         selection=sampling.algorithm(c.sampling, chunk),
-                         fit_seconds=time.perf_counter() - t0, **more, **self.info)
+        t2, self.good_scores = time.perf_counter(), []
+        self._check_training_set(ds, given)
+        self.info = dict(n_train=len(ds), memory_bank_size=len(self.bank),
+                         embed_dim=self.bank.patches.shape[1], **more,
+                         check_seconds=time.perf_counter() - t2,
+                         fit_seconds=time.perf_counter() - t0, **self.info)
         suspects = {s["path"] for s in self.info["train_suspects"]}
         if drop_suspects and suspects:
             keep = [im for im, n in zip(ds.images, bank.names(ds.images)) if n not in suspects]
@@ -162,7 +137,7 @@ class PatchCore(calibration.Calibrated):
             warnings.warn("--append: some earlier training images cannot be read; their stored "
                           "leave-one-out scores are kept for the threshold", stacklevel=2)
             lay = None if layout is None else dict(enumerate(layout, n0))
-            self._check_training_set(ds, feats, owner + n0, lay, first=n0)
+            self._check_training_set(ds, (feats, owner + n0, lay), first=n0)
         self.info = dict(self.info, n_train=len(self.bank.train_images),
                          memory_bank_size=len(self.bank),
                          n_patches=self.info.get("n_patches", 0) + feats.shape[:3].numel(),
@@ -188,68 +163,25 @@ class PatchCore(calibration.Calibrated):
         feats = self.features(ds, "embed train", progress=show)  # (N, h, w, D)
         return feats, torch.arange(len(feats)), None
 
-    def _check_training_set(self, ds, feats=None, owner=None, layout=None, first: int = 0):
-        """Leave-one-image-out scores of the training images ds holds (bank images first, first+1,
-        ...; trainset.py): they set the default threshold, suspects excluded, and the heatmap
-        colour range. Features (T, h, w, D) of images `owner` are re-embedded when not given."""
-        ids = [first + i for i in trainset.sample(len(ds))]
-
-        def score(chunk: list[int], out: list[int]):
-            f, own, lay = ((feats, owner, layout) if feats is not None else
-                           self._chunk(ds, [i - first for i in chunk], first))
-            return [self._loo_score(f[own == i], [i] + out, lay[i] if lay else None)
-                    for i in chunk]
-
-        scores, good_maps, suspects = trainset.check(score, ids, self.progress)
-        names = self.bank.train_images
-        for i, s in zip(ids, scores):
-            if i in suspects:
-                warnings.warn(f"suspect training image {names[i]}: leave-one-out score {s:.4g} "
-                              "is an outlier among the good images (a defect?)", stacklevel=3)
-        if len(ids) < len(ds):
-            warnings.warn(f"training-set check: scored an evenly spaced sample of {len(ids)} of "
-                          f"{len(ds)} images", stacklevel=3)
-        self.info = dict(self.info, train_checked=len(ids), train_suspects=[
-            dict(path=names[i], score=s) for i, s in zip(ids, scores) if i in suspects])
-        kept = [(s, m) for i, s, m in zip(ids, scores, good_maps) if i not in suspects]
-        self.map_range = maps.color_scale(torch.cat([m for _, m in kept]), 0.0)
-        self.set_threshold(self.good_scores + [s for s, _ in kept])
-
-    def _chunk(self, ds, local: list[int], first: int):
-        """Re-embedded features of images ds[local], their owners and layouts by bank image."""
-        f, own, lay = self._train_features(Subset(ds, local), progress=False)
-        ids = [first + i for i in local]
-        return f, torch.tensor(ids)[own], lay and dict(zip(ids, lay))
-
-    def _loo_score(self, f: torch.Tensor, images: list[int], lay) -> tuple[float, torch.Tensor]:
-        """Score and flat map of the image images[0] from its features (T, h, w, D) against the
-        bank without the patches of `images`; a tiled image scores the max of its stitched map."""
-        out = [self.bank.rows_of(j) for j in images]
-        if not self.bank.around(out):
-            raise PatchCoreError("images: the memory bank holds the patches of one image only; "
-                                 "give more good images or raise --ratio")
-        s, m, _ = self.score_features(f, exclude=out)
-        if lay is not None:
-            m = tiling.stitch(m, *lay, self.config.resize, self.config.crop)[None]
-            s = m.amax()[None]
-        if not bool(torch.isfinite(s).all()):
-            raise PatchCoreError(f"images: training image {self.bank.train_images[images[0]]} "
-                                 "scores NaN or inf (non-finite pixel values?)")
-        return float(s.max()), m.flatten()
+    def _check_training_set(self, ds, given=None, first: int = 0) -> None:
+        """Leave-one-image-out scores of the training images ds holds (bank images first,
+        first+1, ...; trainset.py) set the default threshold, suspects excluded, and the heatmap
+        colour range; given = their (features, owners, layouts), else they are re-embedded."""
+        c = self.config
+        scores, good_maps, info = trainset.check_bank(
+            self.bank, ds, lambda d: self._train_features(d, progress=False),
+            lambda f, out: self.score_features(f, exclude=out)[:2],
+            lambda m, lay: tiling.stitch(m, *lay, c.resize, c.crop), given, first, self.progress)
+        self.info.update(info)
+        self.map_range = maps.color_scale(torch.cat(good_maps), 0.0)  # hi set with the threshold
+        self.set_threshold(self.good_scores + scores)
 
     def set_threshold(self, good_scores: list[float]) -> None:
-        """The default threshold from leave-one-out good scores: the 0.99 quantile, or the
-        --target-fpr quantile; the heatmap colour range follows it."""
+        """The default threshold from leave-one-out good scores (calibration.default_threshold);
+        the heatmap colour range follows it."""
         self.good_scores = [float(v) for v in good_scores]
-        if self.config.target_fpr is not None:
-            self.threshold, self.threshold_info = calibration.target_fpr_threshold(
-                self.good_scores, self.config.target_fpr)
-        else:
-            t = torch.quantile(torch.tensor(self.good_scores, dtype=torch.float64),
-                               THRESHOLD_QUANTILE)
-            self.threshold = float(t)
-            self.threshold_info = dict(method="leave-one-image-out quantile",
-                                       quantile=THRESHOLD_QUANTILE, n_images=len(good_scores))
+        self.threshold, self.threshold_info = calibration.default_threshold(
+            self.good_scores, self.config.target_fpr)
         lo = self.map_range[0]
         self.map_range = (lo, lo + 2.0 * max(self.threshold - lo, 1e-6))
 
@@ -321,15 +253,7 @@ class PatchCore(calibration.Calibrated):
         """Rebuild a saved model; refuses backbone weights other than the bank was built with."""
         header, t = io.read_model_file(path, key)
         header = upgrade_header(header)
-        check_header(header, {k: tuple(v.shape) for k, v in t.items()}, path)
-        check_tensors(t, header, path)
-        cfg = dict(header["config"])
-        cfg["weights"] = {"random": "none"}.get(header["weights"], header["weights"])
-        try:
-            Config(**{k: v for k, v in cfg.items() if k != "weights"}).check()
-        except PatchCoreError as e:
-            raise PatchCoreError(f"{path}: malformed model header ({e}); refusing to load it")
-        model = cls(device=device, progress=progress, **cfg)
+        model = cls(device=device, progress=progress, **checked_config(header, t, path))
         if model.weights_sha256 != header["weights_sha256"]:
             raise PatchCoreError(
                 f"{path}: backbone weights ({model.weights_used}, sha256 "

@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "patchcore_lite"
-CORE = ("data", "backbone", "embedding", "sampling", "bounds", "knn", "ann", "maps", "model",
-        "io", "errors", "_version")
+CORE = ("data", "backbone", "embedding", "sampling", "coreset_cells", "bounds", "knn", "ann",
+        "maps", "bank", "trainset", "tiling", "calibration", "config", "options", "model", "io",
+        "errors", "_version")
+MAX_CLASS_LINES = {"patchcore_lite/model.py": ("PatchCore", 250)}
 NO_VIEW_LIBS = ("matplotlib", "plotly", "ipywidgets", "sklearn")
 MAX_LINES = 60
 MAX_MODULE_LINES = 450
-EXEMPT_LENGTH = ()  # architecture part 2 split the long modules: nothing is exempt
+EXEMPT_LENGTH = ()  # modules exempt from the function-length rule: none
 DOCUMENTED = ("", "evaluation/", "datasets/", "apps/", "bench/", "teaching/")  # "" = the core
 
 
@@ -128,3 +130,42 @@ def test_public_functions_have_docstrings():
                if any(rel(p).startswith(d) if d else "/" not in rel(p) for d in DOCUMENTED)
                for name, f in _public_functions(p) if not ast.get_docstring(f)]
     assert not missing, missing
+
+
+def test_bench_and_core_import_nothing_from_apps():
+    """apps/ (command line, live demo) sits on top: bench/ and the core never import it."""
+    known = modules()
+    low = [m for m in known if m.startswith("patchcore_lite.bench")] + [
+        f"patchcore_lite.{m}" for m in CORE]
+    bad = {m: sorted(n for n in imports(m, known[m], known) if n.startswith("patchcore_lite.apps"))
+           for m in low}
+    assert not any(bad.values()), {m: v for m, v in bad.items() if v}
+
+
+@pytest.mark.parametrize("path, cls, most", [(p, c, n) for p, (c, n) in MAX_CLASS_LINES.items()])
+def test_model_class_stays_small(path, cls, most):
+    """The model class keeps fit, predict, scoring, threshold and save/load; the rest has its
+    own module (bank, trainset, tiling, calibration)."""
+    tree = ast.parse((PKG.parent / path).read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+    assert node.end_lineno - node.lineno + 1 < most
+
+
+def test_model_defaults_are_written_once():
+    """PatchCore's keyword defaults and the option table come from Config's fields."""
+    import inspect
+    from dataclasses import MISSING, fields
+
+    from patchcore_lite import PatchCore
+    from patchcore_lite.config import Config
+    from patchcore_lite.options import MODEL_OPTIONS
+
+    defaults = {f.name: f.default for f in fields(Config) if f.default is not MISSING}
+    sig = inspect.signature(PatchCore.__init__).parameters
+    for name, p in sig.items():
+        if name in defaults:
+            assert p.default == defaults[name], name
+    table = {o.kwarg: o.default for o in MODEL_OPTIONS}
+    assert set(defaults) <= set(table)
+    for name, v in defaults.items():
+        assert table[name] == (",".join(v) if isinstance(v, tuple) else v), name

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 import patchcore_lite.io
 from patchcore_lite import PatchCore, PatchCoreError
-from patchcore_lite import model as model_mod
+from patchcore_lite import calibration
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 OPTS = dict(weights=None, resize=64, crop=0, sampling="coreset", sampling_ratio=0.25,
@@ -96,7 +96,7 @@ def test_default_threshold_is_leave_one_out_quantile(fitted):
         others = b.patches[b.image != i].double()
         loo.append(float(torch.cdist(feats[i].reshape(-1, feats.shape[-1]), others)
                          .min(dim=1).values.max()))
-    want = np.quantile(loo, model_mod.THRESHOLD_QUANTILE)
+    want = np.quantile(loo, calibration.THRESHOLD_QUANTILE)
     assert fitted.threshold == pytest.approx(want, rel=1e-4)
 
 

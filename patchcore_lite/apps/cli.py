@@ -16,16 +16,11 @@ import warnings
 from pathlib import Path
 
 from .. import io
+from ..config import finite_float, positive_int
 from ..data import good_images, load_image, test_samples, walk_images
 from ..errors import PatchCoreError
 from ..model import PatchCore
-from .options import (
-    add_model_options,
-    finite_float,
-    model_kwargs,
-    positive_int,
-    saved_model_options,
-)
+from ..options import add_model_options, model_kwargs, saved_model_options
 
 DEFAULT_DEMO_OUT = "runs/demo"
 
@@ -77,6 +72,8 @@ def _model_verbs(sub) -> None:
     f.add_argument("category_dir", help="MVTec category folder or a folder of good images")
     f.add_argument("--model", required=True, help="output model file (.pclite)")
     f.add_argument("--key", default=None, help="sign the model with the key in this file")
+    f.add_argument("--drop-suspects", action="store_true", help="fit again without the "
+                   "training images the training-set check names as suspects")
     f.add_argument("--append", action="store_true", help="add these good images to the "
                    "existing --model (same options) instead of fitting anew")
     add_model_options(f)
@@ -108,6 +105,8 @@ def _model_verbs(sub) -> None:
     e.add_argument("--all", action="store_true", help="CATEGORY_DIR is a root: evaluate every "
                    "category under it into one table (resumable; needs --out)")
     e.add_argument("--jobs", type=positive_int, default=1, help="categories in parallel (--all)")
+    e.add_argument("--drop-suspects", action="store_true", help="when fitting: fit again "
+                   "without suspect training images")
     add_model_options(e)
 
 
@@ -134,11 +133,21 @@ def cmd_fit(a: argparse.Namespace) -> None:
                              f"{len(images)}")
     model = PatchCore(**model_kwargs(a))
     _say(f"model: {model.describe()}")
-    model.fit(images)
+    model.fit(images, drop_suspects=a.drop_suspects)
+    _say_suspects(model)
     path = model.save(a.model, key)
     _say(f"saved {path}: {model.info['memory_bank_size']} bank patches from "
          f"{model.info['n_train']} images, threshold {model.threshold:.4g}, "
          f"weights {model.weights_used}")
+
+
+def _say_suspects(model: PatchCore) -> None:
+    """One line on the training-set check (each suspect got its own warning line)."""
+    info = model.info
+    dropped = info.get("dropped_suspects", 0)
+    _say(f"training-set check: {info.get('train_checked')} images scored, "
+         f"{len(info.get('train_suspects', []))} suspects"
+         + (f"; dropped {dropped} suspects and fitted again" if dropped else ""))
 
 
 def append(a: argparse.Namespace, images, key: bytes | None) -> None:
@@ -236,7 +245,10 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     else:
         test_samples(a.category_dir)  # layout errors before the "fitting" message
         _say(f"fitting on {a.category_dir}/train/good")
-    ev = evaluate(a.category_dir, model, **kwargs)
+    if a.model and a.drop_suspects:
+        raise PatchCoreError("--drop-suspects: applies when evaluate fits; with --model, fit "
+                             "the model again with fit --drop-suspects")
+    ev = evaluate(a.category_dir, model, drop_suspects=a.drop_suspects, **kwargs)
     text = json.dumps(ev.summary, indent=2)
     if a.json:
         io.write_text(a.json, text + "\n")

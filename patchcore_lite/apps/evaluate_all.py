@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import io
 from ..errors import PatchCoreError
-from .options import option_args
+from ..options import option_args
 
 MEAN_KEYS = ("image_auroc", "pixel_auroc", "pro", "image_f1", "fit_seconds",
              "predict_seconds_per_image")

@@ -19,8 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..apps.options import MODEL_OPTIONS, add_model_options, model_kwargs
 from ..errors import PatchCoreError
+from ..options import MODEL_OPTIONS, add_model_options, model_kwargs
 from .common import machine, peak_rss_mb, table, timed
 
 DEFAULT_SIZES = "50,200,1000"

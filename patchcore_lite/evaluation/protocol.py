@@ -87,8 +87,10 @@ def score_test_set(samples: list[Sample], scores: np.ndarray, maps: np.ndarray,
         n_test=int(len(labels)), n_defective=int(labels.sum()), n_masks_missing=len(missing))
 
 
-def evaluate(category: str | Path, model: PatchCore | None = None, **options) -> Evaluation:
-    """Fit on <category>/train/good (unless `model` is given), score <category>/test/*.
+def evaluate(category: str | Path, model: PatchCore | None = None, drop_suspects: bool = False,
+             **options) -> Evaluation:
+    """Fit on <category>/train/good (unless `model` is given; drop_suspects fits again without
+    suspect training images), score <category>/test/*.
 
     With a model, `options` may hold only what applies when scoring: k and batch_size."""
     category = Path(category)
@@ -97,7 +99,7 @@ def evaluate(category: str | Path, model: PatchCore | None = None, **options) ->
     if model is None:
         model = PatchCore(**options)
         masks = mask_set(samples, model)
-        model.fit(good_images(category))
+        model.fit(good_images(category), drop_suspects=drop_suspects)
     else:
         scoring = dict(options)
         masks = mask_set(samples, model)
@@ -115,6 +117,8 @@ def settings(model: PatchCore, predict_seconds: float, scoring_k: int | None = N
     return dict(
         threshold=model.threshold,
         n_train=model.info.get("n_train"),
+        train_suspects=model.info.get("train_suspects", []),
+        dropped_suspects=model.info.get("dropped_suspects", 0),
         memory_bank_size=int(model.bank.patches.shape[0]),
         embed_dim=int(model.bank.patches.shape[1]),
         fit_seconds=model.info.get("fit_seconds"),
