@@ -3,10 +3,12 @@ original image's pixels, each with its bounding box, area and peak score.
 
 - Regions are 8-connected components of the pixels whose map value is >= the threshold (a NaN
   pixel counts as above it, as a NaN score never passes).
-- The map is first shifted so that its maximum equals the image score: the image score is the
-  worst patch before the Gaussian blur, which lowers the map's peak a little (Eq. 7 reweighting
-  moves the score too). So an image has a region exactly when it is flagged, and the region
-  around the map's peak has `peak` == the image score.
+- The map is first stretched so that its maximum equals the image score: the image score is the
+  worst patch before the Gaussian blur, which lowers the map's peak (Eq. 7 reweighting moves
+  the score too). Values at or below the map's median stay, the peak becomes the score, values
+  in between scale linearly; the stretch is monotone, so a region is a level set of the map
+  itself. An image has a region exactly when it is flagged, and the region around the map's
+  peak has `peak` == the image score.
 - Resize + centre crop models see only the crop. The map is put back into the resized frame and
   each original pixel takes the map pixel its centre falls on (nearest neighbour): original
   pixel x lies in map column floor((x + 0.5) * resize / W) - (resize - crop) // 2. Pixels
@@ -47,18 +49,22 @@ def to_original(amap, size: tuple[int, int], resize: int, crop: int) -> np.ndarr
     return out
 
 
-def shifted(amap, score: float | None) -> np.ndarray:
-    """The map (float64) shifted so that its largest finite value is the image score; a NaN
-    score marks the map's peak as NaN (flagged). Unchanged without a score."""
+def stretched(amap, score: float | None) -> np.ndarray:
+    """The map (float64) stretched above its median so that its largest finite value is the
+    image score: values at or below the median b stay, the rest map to b + (m - b) (score - b) /
+    (max - b). Monotone, so regions stay level sets of the map. A NaN score marks the map's peak
+    as NaN (flagged). Unchanged without a score."""
     m = np.asarray(amap, dtype=np.float64)
     finite = np.isfinite(m)
     if score is None or not finite.any():
         return m
+    top = float(m[finite].max())
     if score != score:  # NaN: the image is flagged, its peak pixel must be in a region
-        m = m.copy()
-        m[np.unravel_index(np.argmax(np.where(finite, m, -np.inf)), m.shape)] = np.nan
-        return m
-    return m + (float(score) - float(m[finite].max()))
+        return np.where(m == top, np.nan, m)
+    b = min(float(np.median(m[finite])), float(score))
+    if top <= b:  # a flat map: its peak pixels become the score
+        return np.where(m == top, float(score), m)
+    return np.where(m > b, b + (m - b) * ((float(score) - b) / (top - b)), m)
 
 
 def find(amap, threshold: float, score: float | None = None, min_area: int = DEFAULT_MIN_AREA,
@@ -69,7 +75,7 @@ def find(amap, threshold: float, score: float | None = None, min_area: int = DEF
     `score` is given; None for NaN) and, with `normalize`, normalized_peak."""
     from scipy import ndimage  # loaded on first use: the command line starts faster
 
-    m = shifted(amap, score)
+    m = stretched(amap, score)
     above = ~(m < threshold) & ~np.isneginf(m)  # NaN counts as above; -inf: outside the crop
     labels, n = ndimage.label(above, structure=EIGHT)
     if n == 0:
