@@ -110,6 +110,17 @@ def image_regions(model, amap, threshold: float, score: float | None = None,
                 lambda v: float(model.normalized(np.array([v]), threshold)[0]))
 
 
+def original_map(model, amap, size: tuple[int, int]) -> np.ndarray:
+    """One of `model`'s maps in the original image's pixels, for an overlay: NaN (drawn
+    transparent) outside the crop, which was never scored."""
+    c = model.config
+    if getattr(c, "tile", None):  # tiled maps are at the original size already
+        return np.asarray(amap, dtype=np.float32)
+    m = to_original(amap, size, c.resize, c.crop)
+    m[np.isneginf(m)] = np.nan
+    return m
+
+
 def for_images(model, paths, scores, amaps, threshold: float,
                min_area: int = DEFAULT_MIN_AREA) -> list[list[dict]]:
     """Regions of each predicted image in its original pixels (what `predict` writes)."""

@@ -15,8 +15,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from .. import io, regions
 from ..data import good_images, load_image, test_samples, walk_images
 from ..errors import PatchCoreError
@@ -223,12 +221,10 @@ def _write_overlays(model, paths, scores, maps, thr, out: Path, found) -> None:
     margins, never scored, left uncoloured) and the defect regions' boxes."""
     from ..evaluation import plots
 
-    c, (lo, hi) = model.config, model.map_range
+    lo, hi = model.map_range
     for p, s, m, r in zip(paths, scores, maps, found):
         img = load_image(p, 0, 0).permute(1, 2, 0).numpy()  # the original
-        if not getattr(c, "tile", None):  # tiled maps are at the original size already
-            m = regions.to_original(m, img.shape[:2], c.resize, c.crop)
-            m[np.isneginf(m)] = np.nan  # outside the crop: transparent
+        m = regions.original_map(model, m, img.shape[:2])
         verdict = "good" if s < thr else "ANOMALOUS"  # a NaN score never passes
         name = p.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # any bytes
         fig = plots.overlay(img, m, vmin=lo, vmax=hi, title=f"{name}: {s:.3g} ({verdict}, "
