@@ -110,7 +110,9 @@ class Calibrated:
     def regions(self, amap, threshold: float, score: float | None = None,
                 size: tuple[int, int] | None = None, min_area: int = 0) -> list[dict]:
         """Defect regions of one anomaly map at `threshold` (see regions.py): boxes in the
-        original image's pixels when its `size` (H, W) is given, else in the map's pixels."""
+        original image's pixels when its `size` (H, W) is given, else in the map's pixels. Pass
+        the image `score`: the map is then stretched to peak at it, so a flagged image always
+        has a region (as `predict` does)."""
         from . import regions  # scipy loads only when regions are asked for
 
         return regions.image_regions(self, amap, threshold, score, size, min_area)
