@@ -117,3 +117,13 @@ class Calibrated:
         """Scores mapped to [0, 1], exactly 0.5 at `threshold` (see the module docstring)."""
         ref = reference(self.good_scores, self.map_range[0])
         return normalize(scores, threshold, width(self.threshold, ref))
+
+    def regions(self, amap, threshold: float, score: float | None = None,
+                size: tuple[int, int] | None = None, min_area: int = 0) -> list[dict]:
+        """Defect regions of one anomaly map at `threshold` (see regions.py): boxes in the
+        original image's pixels when its `size` (H, W) is given, else in the map's pixels. Pass
+        the image `score`: the map is then stretched to peak at it, so a flagged image always
+        has a region (as `predict` does)."""
+        from . import regions  # scipy loads only when regions are asked for
+
+        return regions.image_regions(self, amap, threshold, score, size, min_area)

@@ -197,6 +197,12 @@ def _oriented_size(path: str | Path) -> tuple[int, int]:
         return (h, w) if im.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8) else (w, h)
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file as the model sees it (EXIF-oriented), header only."""
+    w, h = _oriented_size(path)
+    return h, w
+
+
 def _raw(im: Image.Image) -> np.ndarray:
     """Pixels (H, W, C) in the image's own dtype; palette, CMYK, YCbCr, ... become RGB(A)."""
     if im.mode == "P":

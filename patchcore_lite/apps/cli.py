@@ -15,14 +15,23 @@ import time
 import warnings
 from pathlib import Path
 
-from .. import io
+from .. import io, regions
 from ..config import finite_float, positive_int
 from ..data import good_images, load_image, test_samples, walk_images
 from ..errors import PatchCoreError
 from ..model import PatchCore
 from ..options import add_model_options, model_kwargs, saved_model_options
+from ..regions import DEFAULT_MIN_AREA
 
 DEFAULT_DEMO_OUT = "runs/demo"
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
 
 
 class Parser(argparse.ArgumentParser):
@@ -89,6 +98,9 @@ def _model_verbs(sub) -> None:
     pr.add_argument("--device", default="cpu")
     pr.add_argument("--batch-size", type=positive_int, default=16)
     pr.add_argument("--key", default=None, help="key file of a signed model")
+    pr.add_argument("--min-area", type=non_negative_int, default=DEFAULT_MIN_AREA,
+                    help="drop defect regions smaller than this many pixels (the region of "
+                    f"the image's peak is always kept) [{DEFAULT_MIN_AREA}]")
 
     x = sub.add_parser("export", help="export a saved model (ONNX: images -> scores, maps)")
     x.add_argument("--model", required=True)
@@ -170,10 +182,11 @@ def cmd_predict(a: argparse.Namespace) -> None:
     paths = walk_images(a.images)
     thr = model.effective_threshold(a.threshold, a.sensitivity)
     scores, maps = model.predict(paths, batch_size=a.batch_size)
+    found = regions.for_images(model, paths, scores, maps, thr, a.min_area)
     lines = prediction_lines(paths, scores, model.normalized(scores, thr), thr,
-                             model.weights_used)
+                             model.weights_used, found)
     if a.out:
-        _write_overlays(model, paths, scores, maps, thr, Path(a.out))
+        _write_overlays(model, paths, scores, maps, thr, Path(a.out), found)
     text = "\n".join(lines) + "\n"
     if a.json:
         io.write_text(a.json, text)
@@ -201,25 +214,31 @@ def cmd_export(a: argparse.Namespace) -> None:
     _say(f"exported {export_onnx(model, a.out)} ({model.describe()})")
 
 
-def prediction_lines(paths, scores, normalized, threshold: float, weights: str) -> list[str]:
-    """One JSON line per image; a NaN score is written as null and is always anomalous."""
+def prediction_lines(paths, scores, normalized, threshold: float, weights: str,
+                     found: list[list[dict]] | None = None) -> list[str]:
+    """One JSON line per image; a NaN score is written as null and is always anomalous.
+    `found`: each image's defect regions (regions.py), written as `regions`."""
+    found = found if found is not None else [[] for _ in paths]
     return [json.dumps(dict(path=str(p), score=float(s) if s == s else None,
                             threshold=float(threshold), normalized_score=float(n),
-                            anomalous=bool(n >= 0.5), weights=weights))
-            for p, s, n in zip(paths, scores, normalized)]
+                            anomalous=bool(n >= 0.5), weights=weights, regions=r))
+            for p, s, n, r in zip(paths, scores, normalized, found)]
 
 
-def _write_overlays(model, paths, scores, maps, thr, out: Path) -> None:
+def _write_overlays(model, paths, scores, maps, thr, out: Path, found) -> None:
+    """One overlay PNG per image: the original image, its map in the original pixels (the crop's
+    margins, never scored, left uncoloured) and the defect regions' boxes."""
     from ..evaluation import plots
 
-    c, (lo, hi) = model.config, model.map_range
-    size = (0, 0) if getattr(c, "tile", None) else (c.resize, c.crop)  # tiled: original size
-    for p, s, m in zip(paths, scores, maps):
-        img = load_image(p, *size).permute(1, 2, 0).numpy()
+    lo, hi = model.map_range
+    for p, s, m, r in zip(paths, scores, maps, found):
+        img = load_image(p, 0, 0).permute(1, 2, 0).numpy()  # the original
+        m = regions.original_map(model, m, img.shape[:2])
         verdict = "good" if s < thr else "ANOMALOUS"  # a NaN score never passes
         name = p.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # any bytes
-        fig = plots.overlay(img, m, vmin=lo, vmax=hi, title=f"{name}: {s:.3g} ({verdict})",
-                            subtitle=model.describe())
+        fig = plots.overlay(img, m, vmin=lo, vmax=hi, title=f"{name}: {s:.3g} ({verdict}, "
+                            f"{len(r)} regions)", subtitle=model.describe(),
+                            boxes=[x["bbox"] for x in r])
         plots.save(fig, out / overlay_name(p))
 
 

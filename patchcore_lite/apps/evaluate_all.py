@@ -23,8 +23,15 @@ from .. import io
 from ..errors import PatchCoreError
 from ..options import option_args
 
-MEAN_KEYS = ("image_auroc", "pixel_auroc", "pro", "image_f1", "fit_seconds",
+MEAN_KEYS = ("image_auroc", "pixel_auroc", "pro", "image_f1", "false_alarms_per_1000",
+             "misses_per_100", "good_flagged_at_full_recall", "aupimo", "fit_seconds",
              "predict_seconds_per_image")
+
+
+def figure(result: dict, key: str):
+    """The number of a result's figure: rates and AUPIMO are objects (their value, their mean)."""
+    v = result.get(key)
+    return v.get("value", v.get("mean")) if isinstance(v, dict) else v
 
 
 def categories(root: str | Path, say=print) -> list[Path]:
@@ -84,7 +91,7 @@ def mean_row(results: dict[str, dict]) -> dict:
     """Mean of each figure over the categories that have it (None where none has)."""
     out = {}
     for k in MEAN_KEYS:
-        vals = [r[k] for r in results.values() if isinstance(r.get(k), (int, float))]
+        vals = [v for r in results.values() if isinstance(v := figure(r, k), (int, float))]
         out[k] = sum(vals) / len(vals) if vals else None
     return dict(out, n_categories=len(results))
 
@@ -110,13 +117,16 @@ def run_all(root, out: str | Path, settings: dict, jobs: int = 1, say=print) -> 
 
 def write_table(path: Path, table: dict) -> Path:
     """The HTML table: one row per category and the mean row, weights named."""
-    def cell(v):
-        return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
+    def cell(r, k):
+        v = figure(r, k)
+        text = "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+        ci = r[k].get("ci95") if isinstance(r.get(k), dict) else None  # a rate's interval
+        return html.escape(text + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""))
 
     rows = [(name, r) for name, r in table["categories"].items()] + [("mean", table["mean"])]
     head = "".join(f"<th>{k}</th>" for k in ("category", *MEAN_KEYS, "weights"))
     body = "".join(f"<tr><td>{html.escape(n)}</td>" + "".join(
-        f"<td>{cell(r.get(k))}</td>" for k in (*MEAN_KEYS, "weights")) + "</tr>" for n, r in rows)
+        f"<td>{cell(r, k)}</td>" for k in (*MEAN_KEYS, "weights")) + "</tr>" for n, r in rows)
     return io.write_text(path, f"""<!doctype html><html><head><meta charset="utf-8">
 <title>patchcore-lite: every category</title><style>body{{font-family:sans-serif;margin:2em}}
 td,th{{border:1px solid #ccc;padding:4px 8px}}table{{border-collapse:collapse}}</style>

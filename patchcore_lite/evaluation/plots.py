@@ -16,6 +16,7 @@ from sklearn.metrics import roc_curve
 from .metrics import image_auroc, pro_area, pro_curve
 
 MASK_COLOR = "cyan"  # ground-truth outline; absent from the inferno colormap
+BOX_COLOR = "lime"  # defect-region boxes (regions.py); absent from inferno too
 
 
 def _title(ax, title: str | None, subtitle: str | None) -> None:
@@ -52,6 +53,14 @@ def outline(ax, mask) -> None:
         ax.contour(mask, levels=[0.5], colors=MASK_COLOR, linewidths=1)
 
 
+def draw_boxes(ax, boxes) -> None:
+    """Draw defect-region boxes [x, y, w, h] (pixel edges) on `ax` in BOX_COLOR; None: nothing."""
+    from matplotlib.patches import Rectangle
+
+    for x, y, w, h in boxes or ():
+        ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor=BOX_COLOR, lw=1.5))
+
+
 def overlay(
     image,
     amap,
@@ -64,8 +73,10 @@ def overlay(
     subtitle=None,
     cmap="inferno",
     colorbar=True,
+    boxes=None,
 ) -> Figure:
-    """Anomaly heatmap over the image, ground truth outlined; returns the figure drawn on.
+    """Anomaly heatmap over the image, ground truth outlined, defect-region `boxes` ([x, y, w, h]
+    in the image's pixels) drawn; returns the figure drawn on.
 
     Pass one vmin/vmax for all images of a model so good parts stay dark; with both None the
     map is scaled to its own min/max (every image then shows a 'hot spot')."""
@@ -77,6 +88,7 @@ def overlay(
     ax.imshow(image)
     heat = ax.imshow(amap, cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax)
     outline(ax, mask)
+    draw_boxes(ax, boxes)
     ax.set_axis_off()
     _title(ax, title, subtitle)
     if colorbar:
@@ -95,21 +107,26 @@ def overlay_grid(
     suptitle=None,
     alpha=0.5,
     cmap="inferno",
+    boxes=None,
 ) -> Figure:
     """Grid of overlays on one colour scale (default: min/max over all maps) with one colorbar.
 
-    masks and titles are optional, and so is any single entry of them."""
+    masks, titles and boxes (each image's region boxes) are optional, and so is any single
+    entry of them."""
     n = len(images)
     masks = [None] * n if masks is None else masks
     titles = [None] * n if titles is None else titles
+    boxes = [None] * n if boxes is None else boxes
     vmin = float(min(np.min(m) for m in maps)) if vmin is None else vmin
     vmax = float(max(np.max(m) for m in maps)) if vmax is None else vmax
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
     fig = Figure(figsize=(3 * ncols, 3 * nrows + 0.5), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax, image, amap, mask, title in zip(axes[:n], images, maps, masks, titles, strict=True):
-        overlay(image, amap, mask, vmin, vmax, ax, title, alpha, cmap=cmap, colorbar=False)
+    for ax, image, amap, mask, title, box in zip(axes[:n], images, maps, masks, titles, boxes,
+                                                 strict=True):
+        overlay(image, amap, mask, vmin, vmax, ax, title, alpha, cmap=cmap, colorbar=False,
+                boxes=box)
     for ax in axes[n:]:
         ax.set_axis_off()
     fig.colorbar(axes[0].images[-1], ax=axes.tolist(), shrink=0.8, label="anomaly score")

@@ -18,6 +18,7 @@ import numpy as np
 from ..data import Sample, good_images, load_mask, test_samples
 from ..model import PatchCore
 from . import metrics
+from .operator import operator_metrics
 
 
 @dataclass
@@ -66,8 +67,9 @@ def mask_set(samples: list[Sample], model: PatchCore):
 
 
 def score_test_set(samples: list[Sample], scores: np.ndarray, maps: np.ndarray,
-                   masks: np.ndarray | None) -> dict:
-    """The protocol's figures for predictions on a test set: AUROCs, PRO, F1-optimal threshold.
+                   masks: np.ndarray | None, threshold: float | None = None) -> dict:
+    """The protocol's figures for predictions on a test set: AUROCs, PRO, F1-optimal threshold;
+    with the model's `threshold`, the operator's figures too (operator.py).
 
     Pixel metrics use the images whose ground truth is known; a warning names the defective
     images without a mask, and `n_masks_missing` counts them."""
@@ -84,7 +86,9 @@ def score_test_set(samples: list[Sample], scores: np.ndarray, maps: np.ndarray,
         pro=metrics.pro_score(pick(masks, known), pick(maps, known)) if pixel else None,
         f1_threshold=f1[0] if f1 else None,
         image_f1=f1[1] if f1 else None,
-        n_test=int(len(labels)), n_defective=int(labels.sum()), n_masks_missing=len(missing))
+        n_test=int(len(labels)), n_defective=int(labels.sum()), n_masks_missing=len(missing),
+        **({} if threshold is None else operator_metrics(samples, scores, maps, masks,
+                                                           threshold)))
 
 
 def evaluate(category: str | Path, model: PatchCore | None = None, drop_suspects: bool = False,
@@ -106,7 +110,7 @@ def evaluate(category: str | Path, model: PatchCore | None = None, drop_suspects
     t0 = time.perf_counter()
     scores, amaps = model.predict([s.path for s in samples], **scoring)
     per_image = (time.perf_counter() - t0) / len(samples)
-    summary = dict(score_test_set(samples, scores, amaps, masks),
+    summary = dict(score_test_set(samples, scores, amaps, masks, model.threshold),
                    **settings(model, per_image, scoring.get("k")))
     return Evaluation(category.name, samples, scores, amaps, masks, summary, model)
 

@@ -45,10 +45,13 @@ def overlay_figure(ev: Evaluation, idx: list[int]):
     masks = [None if ev.masks is None else ev.masks[i] for i in idx]
     titles = [f"{ev.samples[i].defect}: {ev.scores[i]:.3g} "
               f"{'pass' if ev.scores[i] < thr else 'FLAG'}" for i in idx]
+    boxes = [[r["bbox"] for r in model.regions(ev.maps[i], thr, float(ev.scores[i]))]
+             for i in idx]  # in the maps' pixels, as the images are shown
     lo, hi = model.map_range
     return plots.overlay_grid(images, [ev.maps[i] for i in idx], masks, titles, lo, hi,
                               suptitle=f"{ev.category}: {model.describe()}\n"
-                                       "cyan outline = ground truth")
+                                       "cyan outline = ground truth, green boxes = defect "
+                                       "regions", boxes=boxes)
 
 
 def category_figures(ev: Evaluation, out: Path) -> dict[str, str]:
@@ -65,6 +68,36 @@ def category_figures(ev: Evaluation, out: Path) -> dict[str, str]:
         figs["pro"] = plots.pro_figure(pick(ev.masks, known), pick(ev.maps, known),
                                        title=f"{ev.category}: PRO", subtitle=sub)
     return {k: plots.save(f, out / f"{ev.category}_{k}.png").name for k, f in figs.items()}
+
+
+def rate_text(r: dict | None, what: str) -> str:
+    """'12.5 [3.1, 45.2] (1 of 80 good parts flagged)': a rate, its 95% interval and counts."""
+    if not r or r.get("value") is None:
+        return "n/a"
+    lo, hi = r["ci95"]
+    return f"{r['value']:.3g} [{lo:.3g}, {hi:.3g}] ({r['count']} of {r['n']} {what})"
+
+
+def operator_html(summary: dict) -> str:
+    """The operator's table at the default threshold and the per-defect-type table (HTML)."""
+    if "false_alarms_per_1000" not in summary:
+        return ""
+    a = summary.get("aupimo") or {}
+    rows = [("false alarms per 1,000 good parts", rate_text(
+                summary["false_alarms_per_1000"], "good parts flagged")),
+            ("misses per 100 defects", rate_text(summary["misses_per_100"], "defects passed")),
+            ("good flagged at full recall", _fmt(summary.get("good_flagged_at_full_recall"))),
+            (f"AUPIMO (FPR {a.get('fpr_range')}, {a.get('n_images')} images)",
+             _fmt(a.get("mean")) + (f" ({a['note']})" if a.get("note") else ""))]
+    head = (f"<h3>Operator view at the default threshold {_fmt(summary.get('threshold'))} "
+            "(95% Wilson intervals)</h3><table>")
+    table = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>"
+                    for k, v in rows) + "</table>"
+    types = "".join(f"<tr><td>{html.escape(d)}</td><td>{t['count']}</td>"
+                    f"<td>{_fmt(t['recall'])}</td><td>{_fmt(t['image_auroc'])}</td></tr>"
+                    for d, t in (summary.get("per_defect_type") or {}).items())
+    return (head + table + "<h3>Per defect type</h3><table><tr><th>defect type</th><th>count"
+            "</th><th>recall</th><th>image AUROC vs good</th></tr>" + types + "</table>")
 
 
 def _fmt(v) -> str:
@@ -86,7 +119,7 @@ def write_report(out: str | Path, results: list[Evaluation],
                     "".join(f"<td>{_fmt(ev.summary.get(m))}</td>" for m in METRICS) + "</tr>")
         imgs = "".join(f'<img src="{f}" alt="{k}">' for k, f in files.items())
         sections.append(f"<h2>{html.escape(ev.category)}</h2><p>{html.escape(model.describe())}"
-                        f"</p>{imgs}")
+                        f"</p>{operator_html(ev.summary)}{imgs}")
     first = results[0].model
     weights_note = f"Backbone: {describe_weights(first.weights_used)}" + (
         ": these are NOT pretrained results; the paper's figures need ImageNet weights"
