@@ -11,8 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import patchcore_lite.io
-from patchcore_lite import PatchCore, PatchCoreError
-from patchcore_lite import calibration
+from patchcore_lite import PatchCore, PatchCoreError, calibration
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 OPTS = dict(weights=None, resize=64, crop=0, sampling="coreset", sampling_ratio=0.25,
