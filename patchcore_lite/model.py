@@ -22,6 +22,7 @@ from .config import (
     Config,
     check_bank_size,
     check_device,
+    check_embedding,
     check_header,
     check_tensors,
     upgrade_header,
@@ -360,6 +361,8 @@ class PatchCore(calibration.Calibrated):
         check_tensors(t, header, path)
         cfg = dict(header["config"])
         cfg["weights"] = {"random": "none"}.get(header["weights"], header["weights"])
+        if cfg["search"] == "faiss":  # a valid model that needs an optional extra
+            ann.require(f"{path}: fitted with --search faiss, but")
         try:
             Config(**{k: v for k, v in cfg.items() if k != "weights"}).check()
         except PatchCoreError as e:
@@ -370,6 +373,8 @@ class PatchCore(calibration.Calibrated):
                 f"{path}: backbone weights ({model.weights_used}, sha256 "
                 f"{model.weights_sha256[:12]}) differ from those the memory bank was built with "
                 f"({header['weights']}, sha256 {header['weights_sha256'][:12]})")
+        s = model.config.input_size
+        check_embedding(t, header, tuple(model.embed(torch.zeros(1, 3, s, s)).shape[1:]), path)
         model.config.weights = header["config"]["weights"]
         dev = model.device
         model.bank = Bank(t["patches"].to(dev), t["image"].to(dev), t["pos"].to(dev),
