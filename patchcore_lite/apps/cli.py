@@ -125,8 +125,10 @@ def cmd_synth(a: argparse.Namespace) -> None:
 def cmd_fit(a: argparse.Namespace) -> None:
     """Fit on a category's train/good (or a folder of good images) and save the model."""
     if str(a.model).lower().endswith(".onnx"):
-        raise PatchCoreError(f"--model: {a.model}: fit writes .pclite models; an .onnx comes "
-                             "from `export` of one (and only predicts)")
+        raise PatchCoreError(
+            f"--model: {a.model} is an ONNX export: it can only predict; append to the .pclite "
+            "model it was exported from, then export again" if a.append else
+            f"--model: {a.model}: fit writes .pclite models (export one to get an .onnx)")
     io.check_writable(a.model, "--model")  # before the slow work
     key = io.read_key(a.key)
     images = good_images(a.category_dir)
