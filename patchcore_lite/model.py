@@ -342,7 +342,7 @@ class PatchCore(calibration.Calibrated):
         return dist, idx.gather(1, j)
 
     # ---- save / load -------------------------------------------------------------------
-    def save(self, path: str | Path, key: bytes | None = None) -> Path:
+    def save(self, path: str | Path, key: bytes | str | None = None) -> Path:
         """Write the fitted model to `path` (safetensors + JSON header, atomically); signed with
         HMAC-SHA256 when a `key` is given."""
         if self.bank is None:
@@ -353,7 +353,7 @@ class PatchCore(calibration.Calibrated):
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", progress: bool = True,
-             key: bytes | None = None) -> PatchCore:
+             key: bytes | str | None = None) -> PatchCore:
         """Rebuild a saved model; refuses backbone weights other than the bank was built with."""
         header, t = io.read_model_file(path, key)
         header = upgrade_header(header)

@@ -5,7 +5,8 @@ ImageNet normalisation, the truncated backbone, patch embedding, the distance to
 (blocked over the bank, so that memory stays bounded whatever its size), image score and map.
 The threshold, calibration and config travel in the ONNX metadata, so `predict --model x.onnx`
 gives the same JSON as the .pclite model. Eq. 7 reweighting, faiss search and tiling are not in
-the graph and are refused by name.
+the graph and are refused by name. The file carries a checksum over graph, bank and metadata,
+and a signed model exports signed with its key (onnx_file.py): the same rule as a .pclite.
 """
 
 from __future__ import annotations
@@ -103,9 +104,10 @@ class OnnxModel(calibration.Calibrated):
 
     def __init__(self, path: str | Path, key=None):
         try:
+            import onnx  # noqa: F401 - reads and verifies the file (onnx_file.read)
             import onnxruntime as ort
         except ImportError:
-            raise PatchCoreError("--model *.onnx: onnxruntime is not installed "
+            raise PatchCoreError("--model *.onnx: onnx or onnxruntime is not installed "
                                  "(pip install onnxruntime, or 'patchcore-lite[onnx]')")
         self.path = Path(path)
         data, header, beside = onnx_file.read(self.path, key)
