@@ -52,6 +52,8 @@ def read(path: Path, key=None) -> tuple[bytes, dict, bool]:
         proto = onnx.ModelProto.FromString(data)
     except Exception as e:  # noqa: BLE001 - any failure means this is not an ONNX file
         raise PatchCoreError(f"{path}: not a patchcore-lite ONNX model ({str(e)[:120]})")
+    if not proto.HasField("graph"):
+        raise PatchCoreError(f"{path}: not a patchcore-lite ONNX model (empty, or no graph)")
     props = [(p.key, p.value) for p in proto.metadata_props]
     n = next((i for i in range(len(props), 0, -1) if props[i - 1][0] not in SEAL_KEYS), 0)
     seal, meta = dict(props[n:]), dict(props[:n])
