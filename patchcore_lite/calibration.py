@@ -33,12 +33,14 @@ def check_fraction(value, flag: str, closed: bool = False) -> float:
 
 
 def finite(value, name: str) -> float:
-    """A finite real number (not a bool, string or None), or an error naming `name`."""
-    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_))
-    if not real or not math.isfinite(value):
-        raise PatchCoreError(f"{name}: must be a finite number, got {value!r}")
-    return float(value)
+    """A finite real number (a bool, string or None is not one), or an error naming `name`."""
+    try:
+        v = None if isinstance(value, (bool, np.bool_, str, bytes)) else float(value)
+    except (TypeError, ValueError, RuntimeError):  # None, arrays, tensors of several values
+        v = None
+    if v is None or not math.isfinite(v):
+        raise PatchCoreError(f"{name}: must be a finite number, got {value!r:.60}")
+    return v
 
 
 def as_scores(scores) -> np.ndarray:
