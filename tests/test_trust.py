@@ -220,6 +220,8 @@ def test_a_key_refuses_an_unsigned_or_stripped_pclite(model_file, key_file, tiny
     for path in (model_file, stripped):
         r = run_in_process("predict", "--model", path, "--key", key_file, tiny_category_ro)
         assert "not signed, but a key was given" in error_line(r)
+    r = run_in_process("evaluate", tiny_category_ro, "--key", key_file, *FAST)  # no model
+    assert error_line(r).startswith("error: --key:")
 
 
 # ---- 3. explicit options are seen even at their default ------------------------------------

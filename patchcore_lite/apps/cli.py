@@ -236,6 +236,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     from ..evaluation.protocol import evaluate
     if a.json:
         io.check_writable(a.json, "--json")
+    if a.key and not a.model:
+        raise PatchCoreError("--key: evaluate uses a key only to load a signed --model")
     if a.out:
         _check_report_paths(Path(a.out), Path(a.category_dir).name, a.all)
     if a.all:
