@@ -24,12 +24,12 @@ INDEX_KINDS = ("auto", "flat", "ivf")
 _cache: dict = {}  # the last index built: {"ref", "version", "kind", "index"}
 
 
-def require():
-    """The faiss module, or a PatchCoreError that says how to install it."""
+def require(who: str = "--search faiss:"):
+    """The faiss module, or a PatchCoreError (starting with `who`) that says how to install it."""
     try:
         import faiss
     except ImportError:
-        raise PatchCoreError("--search faiss: faiss is not installed "
+        raise PatchCoreError(f"{who} faiss is not installed: install it "
                              "(pip install faiss-cpu, or pip install 'patchcore-lite[faiss]')")
     return faiss
 

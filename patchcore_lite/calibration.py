@@ -33,6 +33,25 @@ def check_fraction(value, flag: str, closed: bool = False) -> float:
     return float(value)
 
 
+def finite(value, name: str) -> float:
+    """A finite real number (a bool, string or None is not one), or an error naming `name`."""
+    try:
+        v = None if isinstance(value, (bool, np.bool_, str, bytes)) else float(value)
+    except (TypeError, ValueError, RuntimeError):  # None, arrays, tensors of several values
+        v = None
+    if v is None or not math.isfinite(v):
+        raise PatchCoreError(f"{name}: must be a finite number, got {value!r:.60}")
+    return v
+
+
+def as_scores(scores) -> np.ndarray:
+    """Scores as a float64 array: numbers only (NaN allowed, it is flagged), else an error."""
+    a = None if scores is None or isinstance(scores, (str, bytes)) else np.asarray(scores)
+    if a is None or a.dtype.kind not in "iuf":
+        raise PatchCoreError(f"scores: expected numbers, got {scores!r:.60}")
+    return a.astype(np.float64)
+
+
 def target_fpr_threshold(good_scores, fpr: float) -> tuple[float, dict]:
     """Threshold flagging a fraction `fpr` of good images, from n leave-one-out good scores.
 
@@ -83,7 +102,7 @@ def effective_threshold(threshold: float, ref: float, sensitivity: float = 0.5) 
 
 def normalize(scores, threshold: float, w: float) -> np.ndarray:
     """Raw scores -> [0, 1], exactly 0.5 at `threshold`, monotone; NaN scores -> 1 (flagged)."""
-    s = np.asarray(scores, dtype=np.float64)
+    s, threshold = as_scores(scores), finite(threshold, "threshold")
     z = np.clip((s - threshold) / w, -700, 700)
     n = 1.0 / (1.0 + np.exp(-z))
     n = np.where(s >= threshold, np.maximum(n, 0.5), np.minimum(n, np.nextafter(0.5, 0)))
@@ -106,9 +125,7 @@ class Calibrated:
         if threshold is not None and sensitivity is not None:
             raise PatchCoreError("--threshold and --sensitivity exclude each other: give one")
         if threshold is not None:
-            if not math.isfinite(threshold):
-                raise PatchCoreError(f"--threshold: must be a finite number, got {threshold}")
-            return float(threshold)
+            return finite(threshold, "--threshold")
         ref = reference(self.good_scores, self.map_range[0])
         return effective_threshold(self.threshold, ref,
                                    0.5 if sensitivity is None else sensitivity)

@@ -179,8 +179,9 @@ def upgrade_header(header: dict) -> dict:
     return header
 
 
-def check_header(header: dict, shapes: dict[str, tuple[int, ...]], path) -> None:
-    """Refuse a saved header that does not fit the schema, naming the file and the field."""
+def check_header(header: dict, shapes: dict[str, tuple[int, ...]] | None, path) -> None:
+    """Refuse a saved header that does not fit the schema, naming the file and the field
+    (and tensors of other `shapes`; None: no tensors, as in an ONNX export's metadata)."""
     def bad(what: str):
         raise PatchCoreError(f"{path}: malformed model header ({what}); refusing to load it")
 
@@ -201,6 +202,8 @@ def check_header(header: dict, shapes: dict[str, tuple[int, ...]], path) -> None
         bad("map_range")
     if len(grid) != 2 or not all(_is_int(v) and 1 <= v <= 4096 for v in grid):
         bad("grid")
+    if shapes is None:
+        return
     m = shapes["patches"][0] if len(shapes["patches"]) == 2 else -1
     if m < 1 or shapes["patches"][1] < 1 or shapes["image"] != (m,) or shapes["pos"] != (m,):
         bad(f"tensor shapes {shapes}")
@@ -256,8 +259,20 @@ def checked_config(header: dict, t: dict, path) -> dict:
     check_tensors(t, header, path)
     cfg = dict(header["config"])
     cfg["weights"] = {"random": "none"}.get(header["weights"], header["weights"])
+    if cfg["search"] == "faiss":  # a valid model that needs an optional extra
+        ann.require(f"{path}: fitted with --search faiss, but")
     try:
         Config(**{k: v for k, v in cfg.items() if k != "weights"}).check()
     except PatchCoreError as e:
         raise PatchCoreError(f"{path}: malformed model header ({e}); refusing to load it")
     return cfg
+
+
+def check_embedding(t: dict, header: dict, embedded: tuple[int, int, int], path) -> None:
+    """The bank's width and the header's grid are those of the config's embedding: `embedded`
+    is (h, w, D) of one input through the rebuilt backbone."""
+    (h, w, d), width = embedded, t["patches"].shape[1]
+    if width != d or tuple(header["grid"]) != (h, w):
+        raise PatchCoreError(f"{path}: malformed model (bank patches of width {width} on a "
+                             f"{header['grid']} grid; this config embeds {d} on {[h, w]}); "
+                             "refusing to load it")

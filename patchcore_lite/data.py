@@ -51,7 +51,8 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise PatchCoreError(f"{folder}: folder not found")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    files = sorted(p for p in folder.iterdir()
+                   if p.suffix.lower() in IMAGE_EXTS and (p.is_file() or _dangling(p)))
     if not files:
         raise PatchCoreError(f"{folder}: no images ({', '.join(IMAGE_EXTS)}) in this folder")
     return files
@@ -91,6 +92,15 @@ def _walk(folder: Path, seen: set[str]) -> Iterator[Path]:
             yield from _walk(folder / e.name, seen)
         elif e.is_file() and _is_image_name(e.name):
             yield folder / e.name
+        elif _is_image_name(e.name):
+            _dangling(folder / e.name)
+
+
+def _dangling(path: Path) -> bool:
+    """Warn (never fail) that an image-named symlink whose target is missing is skipped."""
+    if path.is_symlink() and not path.exists():
+        warnings.warn(f"{path}: dangling symlink (its target is missing); skipped", stacklevel=3)
+    return False
 
 
 def good_images(folder: str | Path) -> list[Path]:

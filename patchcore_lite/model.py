@@ -23,6 +23,7 @@ from .config import (
     check_bank_size,
     check_batch_size,
     check_device,
+    check_embedding,
     checked_config,
     upgrade_header,
 )
@@ -238,7 +239,7 @@ class PatchCore(calibration.Calibrated):
         return knn.knn(queries, bank, k, bound=bound)
 
     # ---- save / load -------------------------------------------------------------------
-    def save(self, path: str | Path, key: bytes | None = None) -> Path:
+    def save(self, path: str | Path, key: bytes | str | None = None) -> Path:
         """Write the fitted model to `path` (safetensors + JSON header, atomically); signed with
         HMAC-SHA256 when a `key` is given."""
         if self.bank is None:
@@ -249,7 +250,7 @@ class PatchCore(calibration.Calibrated):
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", progress: bool = True,
-             key: bytes | None = None) -> PatchCore:
+             key: bytes | str | None = None) -> PatchCore:
         """Rebuild a saved model; refuses backbone weights other than the bank was built with."""
         header, t = io.read_model_file(path, key)
         header = upgrade_header(header)
@@ -259,10 +260,12 @@ class PatchCore(calibration.Calibrated):
                 f"{path}: backbone weights ({model.weights_used}, sha256 "
                 f"{model.weights_sha256[:12]}) differ from those the memory bank was built with "
                 f"({header['weights']}, sha256 {header['weights_sha256'][:12]})")
+        s = model.config.input_size
+        check_embedding(t, header, tuple(model.embed(torch.zeros(1, 3, s, s)).shape[1:]), path)
         model.config.weights = header["config"]["weights"]
         dev = model.device
         model.bank = bank.Bank(t["patches"].to(dev), t["image"].to(dev), t["pos"].to(dev),
-                          tuple(header["grid"]), header["train_images"])
+                               tuple(header["grid"]), header["train_images"])
         model.threshold, model.map_range = header["threshold"], tuple(header["map_range"])
         model.threshold_info, model.info = header["threshold_info"], header["info"]
         model.good_scores = [float(v) for v in header["good_scores"]]

@@ -32,15 +32,24 @@ MODEL_OPTIONS = tuple(_row(f) for f in fields(Config)) + (
     Option("--device", "device", str, "cpu", "cpu, cuda or cuda:N"),)
 
 
+class Given(argparse.Action):
+    """Store an option's value (a switch's const) and note, in `given`, that it was typed: an
+    option given equal to its default is still seen as given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.given = getattr(namespace, "given", frozenset()) | {self.dest}
+
+
 SCORING_TIME = ("k", "device", "batch_size")  # options a saved model can take when it scores
 
 
 def saved_model_options(a: argparse.Namespace, config, allowed=SCORING_TIME,
                         why: str = "it cannot change with --model (fit again instead)") -> dict:
     """With --model, the options given that may change (`allowed`, {kwarg: value}); any other
-    option given with a value other than the model's is refused by name."""
-    given = {o.kwarg: getattr(a, o.kwarg) for o in MODEL_OPTIONS
-             if getattr(a, o.kwarg) != o.default}
+    option given (typed, even at its default) with a value other than the model's is refused."""
+    typed = getattr(a, "given", frozenset())  # set by the Given action: nothing typed, none
+    given = {o.kwarg: getattr(a, o.kwarg) for o in MODEL_OPTIONS if o.kwarg in typed}
     for o in MODEL_OPTIONS:
         if o.kwarg in given and o.kwarg not in allowed:
             saved = getattr(config, o.kwarg, None)
@@ -57,9 +66,10 @@ def add_model_options(p: argparse.ArgumentParser, **defaults) -> None:
     for o in MODEL_OPTIONS:
         default = defaults.get(o.kwarg, o.default)
         if o.type is None:
-            p.add_argument(o.flag, dest=o.kwarg, action="store_true", help=o.help)
+            p.add_argument(o.flag, dest=o.kwarg, action=Given, nargs=0, const=True,
+                           default=False, help=o.help)
         else:
-            p.add_argument(o.flag, dest=o.kwarg, type=o.type, default=default,
+            p.add_argument(o.flag, dest=o.kwarg, action=Given, type=o.type, default=default,
                            help=f"{o.help} [{default}]")
 
 

@@ -201,7 +201,7 @@ def test_signed_models_load_only_with_their_key(model_file, tmp_path):
         PatchCore.load(signed)
     with pytest.raises(PatchCoreError, match="signature does not match"):
         PatchCore.load(signed, key=io.read_key(other))
-    with pytest.warns(UserWarning, match="not signed"):
+    with pytest.raises(PatchCoreError, match="not signed, but a key was given"):
         PatchCore.load(model_file, key=io.read_key(key))
     header, _ = io.read_model_file(signed, io.read_key(key))
     assert "config" in header  # the JSON header stays readable under `patchcore_lite`

@@ -135,6 +135,11 @@ def cmd_synth(a: argparse.Namespace) -> None:
 
 def cmd_fit(a: argparse.Namespace) -> None:
     """Fit on a category's train/good (or a folder of good images) and save the model."""
+    if str(a.model).lower().endswith(".onnx"):
+        raise PatchCoreError(
+            f"--model: {a.model} is an ONNX export: it can only predict; append to the .pclite "
+            "model it was exported from, then export again" if a.append else
+            f"--model: {a.model}: fit writes .pclite models (export one to get an .onnx)")
     io.check_writable(a.model, "--model")  # before the slow work
     key = io.read_key(a.key)
     images = good_images(a.category_dir)
@@ -178,8 +183,12 @@ def cmd_predict(a: argparse.Namespace) -> None:
     """Score images with a saved model: one JSON line per image, overlays with --out."""
     if a.json:
         io.check_writable(a.json, "--json")
+    if a.out:
+        io.check_folder(a.out, "--out")
     model = load_any(a)
     paths = walk_images(a.images)
+    for p in paths if a.out else ():  # every overlay's place, before the first image is scored
+        io.check_writable(Path(a.out) / overlay_name(p), "--out")
     thr = model.effective_threshold(a.threshold, a.sensitivity)
     scores, maps = model.predict(paths, batch_size=a.batch_size)
     found = regions.for_images(model, paths, scores, maps, thr, a.min_area)
@@ -201,7 +210,7 @@ def load_any(a: argparse.Namespace):
 
         if not Path(a.model).is_file():
             raise PatchCoreError(f"--model: file not found: {a.model}")
-        return OnnxModel(a.model)
+        return OnnxModel(a.model, key=io.read_key(a.key))
     return PatchCore.load(a.model, device=a.device, key=io.read_key(a.key))
 
 
@@ -210,8 +219,10 @@ def cmd_export(a: argparse.Namespace) -> None:
     from .export import export_onnx  # torch.onnx and onnxscript load only for this verb
 
     io.check_writable(a.out, "--out")
-    model = PatchCore.load(a.model, key=io.read_key(a.key), progress=False)
-    _say(f"exported {export_onnx(model, a.out)} ({model.describe()})")
+    key = io.read_key(a.key)
+    model = PatchCore.load(a.model, key=key, progress=False)
+    _say(f"exported {export_onnx(model, a.out, key)} ({model.describe()}"
+         f"{'; signed with the same key' if key else ''})")
 
 
 def prediction_lines(paths, scores, normalized, threshold: float, weights: str,
@@ -235,8 +246,7 @@ def _write_overlays(model, paths, scores, maps, thr, out: Path, found) -> None:
         img = load_image(p, 0, 0).permute(1, 2, 0).numpy()  # the original
         m = regions.original_map(model, m, img.shape[:2])
         verdict = "good" if s < thr else "ANOMALOUS"  # a NaN score never passes
-        name = p.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # any bytes
-        fig = plots.overlay(img, m, vmin=lo, vmax=hi, title=f"{name}: {s:.3g} ({verdict}, "
+        fig = plots.overlay(img, m, vmin=lo, vmax=hi, title=f"{p.name}: {s:.3g} ({verdict}, "
                             f"{len(r)} regions)", subtitle=model.describe(),
                             boxes=[x["bbox"] for x in r])
         plots.save(fig, out / overlay_name(p))
@@ -254,6 +264,10 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     from ..evaluation.protocol import evaluate
     if a.json:
         io.check_writable(a.json, "--json")
+    if a.key and not a.model:
+        raise PatchCoreError("--key: evaluate uses a key only to load a signed --model")
+    if a.out:
+        _check_report_paths(Path(a.out), Path(a.category_dir).name, a.all)
     if a.all:
         return evaluate_all(a)
     model, kwargs = None, model_kwargs(a)
@@ -276,6 +290,15 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         from ..evaluation.report import write_report
 
         _say(f"report: {write_report(a.out, [ev], f'patchcore-lite: {ev.category}')}")
+
+
+def _check_report_paths(out: Path, category: str, every: bool) -> None:
+    """--out of evaluate: the folder and the report's files, before any model work."""
+    io.check_folder(out, "--out")
+    names = ["index.html"] + ([] if every else ["results.json"] + [
+        f"{category}_{k}.png" for k in ("overlays", "roc", "histogram", "pro")])
+    for name in names:
+        io.check_writable(out / name, "--out")
 
 
 def evaluate_all(a: argparse.Namespace) -> None:

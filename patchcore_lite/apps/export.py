@@ -5,7 +5,8 @@ ImageNet normalisation, the truncated backbone, patch embedding, the distance to
 (blocked over the bank, so that memory stays bounded whatever its size), image score and map.
 The threshold, calibration and config travel in the ONNX metadata, so `predict --model x.onnx`
 gives the same JSON as the .pclite model. Eq. 7 reweighting, faiss search and tiling are not in
-the graph and are refused by name.
+the graph and are refused by name. The file carries a checksum over graph, bank and metadata,
+and a signed model exports signed with its key (onnx_file.py): the same rule as a .pclite.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .. import calibration, embedding, maps
 from ..data import load_image
 from ..errors import PatchCoreError
 from ..model import PatchCore
+from . import onnx_file
 
 BLOCK_FLOATS = 2**23  # query patches x bank patches per block and image: 32 MiB of distances
 OPSET = 18
@@ -79,12 +81,10 @@ def check_exportable(model: PatchCore) -> None:
                                  "ONNX graph has the plain k-NN scoring path only)")
 
 
-def export_onnx(model: PatchCore, out: str | Path) -> Path:
-    """Write the model as one ONNX graph with a dynamic batch size; metadata as above."""
-    import onnx
-
+def export_onnx(model: PatchCore, out: str | Path, key=None) -> Path:
+    """Write the model as one ONNX graph with a dynamic batch size; metadata as above, sealed
+    with a checksum, and signed when a key is given (onnx_file.py)."""
     check_exportable(model)
-    out = Path(out)
     graph = ScoringGraph(model).eval()
     s = model.config.input_size
     x = torch.rand(2, 3, s, s)
@@ -95,32 +95,40 @@ def export_onnx(model: PatchCore, out: str | Path) -> Path:
     proto = prog.model_proto
     for k, v in metadata(model).items():
         proto.metadata_props.add(key=k, value=v)
-    big = proto.ByteSize() > 2**31 - 2**26  # protobuf's 2 GB limit: weights go beside the file
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(proto, str(out), save_as_external_data=big,
-                    location=f"{out.name}.data" if big else None)
-    return out
+    return onnx_file.write(proto, Path(out), key)
 
 
 class OnnxModel(calibration.Calibrated):
-    """A model exported by `export_onnx`, scored with onnxruntime: predict like PatchCore."""
+    """A model exported by `export_onnx`, scored with onnxruntime: predict like PatchCore. A
+    signed export loads only with its `key`; given a key, an unsigned one is refused."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, key=None):
         try:
+            import onnx  # noqa: F401 - reads and verifies the file (onnx_file.read)
             import onnxruntime as ort
         except ImportError:
-            raise PatchCoreError("--model *.onnx: onnxruntime is not installed "
+            raise PatchCoreError("--model *.onnx: onnx or onnxruntime is not installed "
                                  "(pip install onnxruntime, or 'patchcore-lite[onnx]')")
-        try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            meta = self.session.get_modelmeta().custom_metadata_map
-            header = json.loads(meta["patchcore_lite"])
-        except Exception as e:  # noqa: BLE001 - any failure means this is not our ONNX file
-            raise PatchCoreError(f"{path}: not a patchcore-lite ONNX model ({str(e)[:120]})")
+        self.path = Path(path)
+        data, header, beside = onnx_file.read(self.path, key)
+        try:  # the bytes verified are the bytes run (weights beside a large model: its path)
+            self.session = ort.InferenceSession(str(path) if beside else data,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
+            raise PatchCoreError(f"{path}: onnxruntime cannot load this model ({str(e)[:120]})")
         self.header, c = header, header["config"]
         self.threshold, self.good_scores = header["threshold"], header["good_scores"]
         self.map_range, self.weights_used = tuple(header["map_range"]), header["weights"]
         self.config = SimpleNamespace(**c)
+        self._check_input()
+
+    def _check_input(self) -> None:
+        """The graph takes (N, 3, S, S) images at the config's input size S."""
+        s = self.config.crop or self.config.resize
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or list(inputs[0].shape)[1:] != [3, s, s]:
+            raise PatchCoreError(f"{self.path}: malformed ONNX model (its input is not "
+                                 f"(N, 3, {s}, {s}) images); refusing to load it")
 
     def describe(self) -> str:
         """What the exported model is (weights first), as PatchCore.describe said at export."""
@@ -132,7 +140,10 @@ class OnnxModel(calibration.Calibrated):
         for i in range(0, len(images), batch_size):
             x = torch.stack([load_image(p, self.config.resize, self.config.crop) for p in
                              images[i:i + batch_size]]).numpy()  # (B, 3, S, S) in [0, 1]
-            s, m = self.session.run(["scores", "maps"], {"images": x})
+            try:
+                s, m = self.session.run(["scores", "maps"], {"images": x})
+            except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
+                raise PatchCoreError(f"{self.path}: onnxruntime failed ({str(e)[:120]})")
             scores.append(s)
             amaps.append(m)
         return np.concatenate(scores), np.concatenate(amaps)

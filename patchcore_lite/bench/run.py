@@ -210,7 +210,7 @@ def command_line(a) -> str:
     words = ["python -m patchcore_lite bench"]
     flags = {o.kwarg: o.flag for o in MODEL_OPTIONS}
     for key, value in sorted(vars(a).items()):
-        if key in ("verb",) or value is None or value is False:
+        if key in ("verb", "given") or value is None or value is False:
             continue
         flag = flags.get(key, "--" + key.replace("_", "-"))
         words.append(flag if value is True else f"{flag} {value}")
@@ -219,8 +219,9 @@ def command_line(a) -> str:
 
 def _write(path: str | None, record: dict) -> None:
     if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(record, indent=2) + "\n")
+        from .. import io  # torch loads only when there is something to write
+
+        io.write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 def run(a, log=print) -> dict:

@@ -19,9 +19,15 @@ MASK_COLOR = "cyan"  # ground-truth outline; absent from the inferno colormap
 BOX_COLOR = "lime"  # defect-region boxes (regions.py); absent from inferno too
 
 
+def printable(text: str) -> str:
+    """`text` with undecodable bytes of file names (surrogates) shown as U+FFFD, so that any
+    name can be drawn or written as UTF-8."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _title(ax, title: str | None, subtitle: str | None) -> None:
     """Title with an optional second line (e.g. which weights were used)."""
-    text = "\n".join(t for t in (title, subtitle) if t)
+    text = printable("\n".join(t for t in (title, subtitle) if t))
     if text:
         ax.set_title(text, fontsize=9 if subtitle else None)
 
@@ -131,7 +137,7 @@ def overlay_grid(
         ax.set_axis_off()
     fig.colorbar(axes[0].images[-1], ax=axes.tolist(), shrink=0.8, label="anomaly score")
     if suptitle:
-        fig.suptitle(suptitle)
+        fig.suptitle(printable(suptitle))
     return fig
 
 
@@ -194,9 +200,12 @@ def pro_figure(masks, maps, max_fpr=0.3, title="PRO curve", subtitle=None) -> Fi
 
 
 def save(fig: Figure, path) -> Path:
-    """Write the figure as PNG (dpi 100, tight box), creating folders, then close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    """Write the figure as PNG (dpi 100, tight box) through the kit's one writer (folders
+    created, devices and symlinks never replaced), then close it."""
+    from .. import io
+
+    try:
+        return io.write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100,
+                                                             bbox_inches="tight"))
+    finally:
+        plt.close(fig)

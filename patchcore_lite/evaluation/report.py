@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
+from .. import io
 from ..backbone import describe_weights
 from ..data import load_image
 from . import plots
@@ -70,6 +73,11 @@ def category_figures(ev: Evaluation, out: Path) -> dict[str, str]:
     return {k: plots.save(f, out / f"{ev.category}_{k}.png").name for k, f in figs.items()}
 
 
+def _h(text: str) -> str:
+    """HTML text of any name, undecodable file-name bytes included."""
+    return html.escape(plots.printable(text))
+
+
 def rate_text(r: dict | None, what: str) -> str:
     """'12.5 [3.1, 45.2] (1 of 80 good parts flagged)': a rate, its 95% interval and counts."""
     if not r or r.get("value") is None:
@@ -115,26 +123,26 @@ def write_report(out: str | Path, results: list[Evaluation],
     for ev in results:
         model = ev.model
         files = category_figures(ev, out)
-        rows.append("<tr><td>" + html.escape(ev.category) + "</td>" +
+        rows.append("<tr><td>" + _h(ev.category) + "</td>" +
                     "".join(f"<td>{_fmt(ev.summary.get(m))}</td>" for m in METRICS) + "</tr>")
-        imgs = "".join(f'<img src="{f}" alt="{k}">' for k, f in files.items())
-        sections.append(f"<h2>{html.escape(ev.category)}</h2><p>{html.escape(model.describe())}"
+        imgs = "".join(f'<img src="{quote(os.fsencode(f))}" alt="{k}">' for k, f in files.items())
+        sections.append(f"<h2>{_h(ev.category)}</h2><p>{_h(model.describe())}"
                         f"</p>{operator_html(ev.summary)}{imgs}")
     first = results[0].model
     weights_note = f"Backbone: {describe_weights(first.weights_used)}" + (
         ": these are NOT pretrained results; the paper's figures need ImageNet weights"
         if first.weights_used == "random" else "")
     head = "".join(f"<th>{m}</th>" for m in ("category", *METRICS))
-    (out / "index.html").write_text(f"""<!doctype html><html><head><meta charset="utf-8">
-<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}
+    io.write_text(out / "index.html", f"""<!doctype html><html><head><meta charset="utf-8">
+<title>{_h(title)}</title><style>body{{font-family:sans-serif;margin:2em}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}
 img{{max-width:100%;margin:4px;vertical-align:top}} .weights{{font-weight:bold;color:#a00}}
-</style></head><body><h1>{html.escape(title)}</h1>
+</style></head><body><h1>{_h(title)}</h1>
 <p class="weights">Weights: {html.escape(weights_note)}</p>
 <p>Model: {html.escape(first.describe())}. Maps evaluated at {html.escape(
         results[0].summary["evaluated_at"])}. Scores are on the model's distance scale;
 metrics on a 0-1 scale.</p><table><tr>{head}</tr>{''.join(rows)}</table>
 {''.join(sections)}</body></html>""")
     summary = {ev.category: ev.summary for ev in results}
-    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    io.write_text(out / "results.json", json.dumps(summary, indent=2))
     return out / "index.html"
