@@ -263,8 +263,7 @@ class PatchCore(calibration.Calibrated):
         s = model.config.input_size
         check_embedding(t, header, tuple(model.embed(torch.zeros(1, 3, s, s)).shape[1:]), path)
         model.config.weights = header["config"]["weights"]
-        dev = model.device
-        model.bank = bank.Bank(t["patches"].to(dev), t["image"].to(dev), t["pos"].to(dev),
+        model.bank = bank.Bank(*(t[n].to(model.device) for n in ("patches", "image", "pos")),
                                tuple(header["grid"]), header["train_images"])
         model.threshold, model.map_range = header["threshold"], tuple(header["map_range"])
         model.threshold_info, model.info = header["threshold_info"], header["info"]

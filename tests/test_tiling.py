@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from test_cli_errors import FAST, run_in_process
 
-from patchcore_lite import PatchCore, io, sampling, tiling
+from patchcore_lite import PatchCore, PatchCoreError, io, sampling, tiling
 from patchcore_lite.data import good_images, walk_images
 from patchcore_lite.evaluation.protocol import evaluate
 
@@ -125,3 +125,48 @@ def test_cli_append_refuses_other_options_and_keeps_the_file(tiny_category_ro, t
     assert r.returncode == 0, r.stderr
     header, _ = io.read_model_file(path)
     assert header["info"]["n_train"] == 6 + 2 and len(header["good_scores"]) == 6 + 2
+
+
+def test_tiles_and_resize_are_bounded_by_name():
+    from patchcore_lite.config import Config
+    c = Config(tile=32, tile_overlap=0.99, resize=64, crop=0)
+    with pytest.raises(PatchCoreError, match="--tile/--tile-overlap.*at most 10,000"):
+        tiling.layout((2000, 2000), c)  # a 1-pixel step: ~3.9 million tiles
+    # starts 0, 96, ..., 5856 (62) plus the edge tile at 5872: 63 per side
+    assert len(tiling.layout((6000, 6000), Config(tile=128, resize=64, crop=0))) == 63 * 63
+    with pytest.raises(PatchCoreError, match="--resize: at most 1024"):
+        PatchCore(**dict(TINY, tile=64, resize=5000))
+
+
+MEMORY_CHECK = """
+import resource, sys
+import numpy as np
+from PIL import Image
+from patchcore_lite import PatchCore
+side = 6000
+y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side
+img = np.stack([y, x, (x + y) / 2], -1) * 200 + 20  # smooth, so the PNG is quick to write
+Image.fromarray(img.astype(np.uint8)).save(sys.argv[2])
+del img, y, x
+model = PatchCore.load(sys.argv[1], progress=False)
+scores, maps = model.predict([sys.argv[2]])
+ok = bool(np.isfinite(maps).all()) and float(maps.max()) == float(scores[0])
+print(maps.shape, int(ok), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_tiled_predict_of_a_6000_px_image_fits_in_6_gb(tiny_category_ro, tmp_path):
+    """Tiles go batch by batch into two (H, W) sums: memory is the image, two maps and one
+    batch of tiles, whatever the tile count (here 21 x 21 tiles under a 6 GB address space)."""
+    import subprocess
+    import sys
+    model = PatchCore(**dict(TINY, tile=384, tile_overlap=0.25)).fit(good_images(tiny_category_ro))
+    path = model.save(tmp_path / "tiled.pclite")
+    r = subprocess.run(["bash", "-c", 'ulimit -v 6000000 && exec "$0" -c "$1" "$2" "$3"',
+                        sys.executable, MEMORY_CHECK, str(path), str(tmp_path / "big.png")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    shape, ok, rss_kb = r.stdout.split(")")[0] + ")", *map(int, r.stdout.split(")")[1].split())
+    assert shape == "(1, 6000, 6000)" and ok  # one finite map whose max is the score
+    assert rss_kb < 4 * 2**20  # 4 GiB; the image is 0.4 GiB as floats, each (H, W) map 0.14
+    print(f"peak RSS {rss_kb / 1024:.0f} MiB")
