@@ -211,7 +211,7 @@ class LiveDemo:
         return out
 
     def tallies(self, threshold: float | None = None) -> dict[str, tuple[int, int, int]]:
-        """{source: (shown, passed, flagged)} for each source with images shown, in SOURCES order."""
+        """{source: (shown, passed, flagged)} of each source with images shown (SOURCES order)."""
         t = self.threshold if threshold is None else float(threshold)
         out = {}
         for source in SOURCES:

@@ -241,9 +241,9 @@ def legend_html(vmin: float, vmax: float) -> str:
     return (f"<div class='pcl-explain pcl-small' style='{MUTED}'>heatmap colour, same scale for "
             "every image (dark = like the good training parts):</div>"
             f"<div style='display:flex;align-items:center;gap:6px'>"
-            f"<span class='pcl-vmin'>{vmin:.2f}</span><span style='display:inline-block;"
+            f"<span class='pcl-vmin'>{vmin:.3g}</span><span style='display:inline-block;"
             f"width:8em;height:0.7em;background:linear-gradient(to right, {stops})'></span>"
-            f"<span class='pcl-vmax'>{vmax:.2f}</span></div>")
+            f"<span class='pcl-vmax'>{vmax:.3g}</span></div>")
 
 
 def filmstrip_html(line: LiveDemo) -> str:

@@ -1,4 +1,4 @@
-"""Live demo, your own parts: uploads checked and saved, their folder, and a model taught from a few.
+"""Live demo, your own parts: uploads checked and saved, their folder, a model taught from a few.
 
 No widgets here: the page hands over what its upload control received (name, bytes) and shows
 the message of any PatchCoreError (not an image, too large, truncated: data.open_image decides,

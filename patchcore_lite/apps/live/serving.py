@@ -31,7 +31,7 @@ VOILA_OPTS = ("--no-browser", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
               "--MappingKernelManager.cull_idle_timeout=4",
               "--MappingKernelManager.cull_interval=1",
               "--MappingKernelManager.cull_connected=False",
-              '--Voila.tornado_settings={"websocket_max_message_size":%d}' % WEBSOCKET_MAX)
+              f'--Voila.tornado_settings={{"websocket_max_message_size":{WEBSOCKET_MAX}}}')
 
 
 class LiveKernelManager(AsyncMappingKernelManager):
