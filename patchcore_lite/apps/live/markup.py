@@ -53,6 +53,7 @@ STYLE = """<style>
   text-align: center; }
 .pcl-small { font-size: 85%; }
 .pcl-upload-box, .pcl-camera-box { display: flex; gap: 6px; align-items: center; }
+.pcl-upload-box button, .pcl-camera-box button { width: auto; padding: 0 0.8em; }
 .pcl-drop { border: 2px dashed #888; border-radius: 6px; padding: 0 10px; color: #444; }
 .pcl-drop.pcl-drop-over { border-color: #1a7f37; background: #eef6ee; }
 .pcl-app.pcl-presenter .pcl-explain { display: none !important; }
@@ -262,6 +263,7 @@ def filmstrip_html(line: LiveDemo) -> str:
 
 
 TIMELINE = 200  # inspections on the timeline (the latest)
+DOT = "stroke-width='7' stroke-linecap='round' vector-effect='non-scaling-stroke'"
 
 
 def timeline_html(line: LiveDemo, width: int = 720, height: int = 90) -> str:
@@ -281,7 +283,8 @@ def timeline_html(line: LiveDemo, width: int = 720, height: int = 90) -> str:
     for i, (s, lab) in enumerate(zip(scores, labels)):
         colour = "#888" if lab < 0 else (FLAG_RGB if lab else PASS_RGB)
         x = 10 + (width - 20) * i / (n - 1)
-        dots.append(f"<circle cx='{x:.1f}' cy='{y(s):.1f}' r='3.5' fill='{colour}'/>")
+        dots.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{y(s):.1f}' y2='{y(s):.1f}' "
+                    f"stroke='{colour}' {DOT}/>")  # a round dot however the plot is stretched
     ty = y(line.threshold)
     return (f"<div class='pcl-explain pcl-small' style='{MUTED}'>latest scores (green = good, "
             "red = defective, grey = unknown; dashed = threshold)</div>"
