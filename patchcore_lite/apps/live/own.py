@@ -18,13 +18,21 @@ from .line import Part
 
 class OwnParts:
     """Uploads, camera frames and teach, for a page that has `line`, `teach`, `teach_fit`,
-    `camera`, `_uploads`, `_show_message`, `_refresh` and `_follow_model`."""
+    `camera`, `_show_message`, `_refresh` and `_follow_model`."""
 
     def _init_own(self) -> None:
         self._taught: list[Path] = []  # good parts kept in teach mode or captured
         self._sources: set[str] = set()  # where they came from: uploads, camera
         self._refused: list[str] = []  # messages of this batch's refused uploads
         self._taught_from = ""
+        self._folder: str | None = None
+
+    @property
+    def _uploads(self) -> str:
+        """This kernel's upload folder, made at the first upload (removed when the kernel ends)."""
+        if self._folder is None:
+            self._folder = parts.upload_folder()
+        return self._folder
 
     def on_batch(self, n: int) -> None:
         """A new batch of uploads starts: its messages replace the last batch's."""
@@ -32,7 +40,7 @@ class OwnParts:
 
     def refuse(self, message: str) -> None:
         """An upload that was refused (oversize, not an image): its message, with the others'."""
-        self._refused.append(message.replace(str(self._uploads) + "/", ""))
+        self._refused.append(message)
         self._show_message("; ".join(self._refused[-3:]), "error")
 
     def add_file(self, name: str, content: bytes) -> None:

@@ -66,7 +66,6 @@ class LiveApp(OwnParts, widgets.VBox):
         super().__init__()
         self.line, self.title = line, title
         self._last_tick_end, self._ended = 0.0, False
-        self._uploads = parts.upload_folder()
         self._init_own()
         self._make_widgets()
         self._make_own_parts()
