@@ -37,6 +37,7 @@ class OwnParts:
     def on_batch(self, n: int) -> None:
         """A new batch of uploads starts: its messages replace the last batch's."""
         self._refused = []
+        self._show_message("")
 
     def refuse(self, message: str) -> None:
         """An upload that was refused (oversize, not an image): its message, with the others'."""
