@@ -277,11 +277,10 @@ def browser(tmp_path_factory, dataset):
 
 
 def counts(page) -> dict[str, int | None]:
-    out = {}
-    for key in ("shown", "passed", "flagged", "missed", "false-alarms"):
-        text = page.locator(f".pcl-counts .pcl-{key}").inner_text().strip()
-        out[key] = int(text) if text.isdigit() else None
-    return out
+    """The count tiles, read at one instant (a recount may land between two reads)."""
+    texts = page.evaluate("""() => ["shown", "passed", "flagged", "missed", "false-alarms"].map(
+        (k) => [k, document.querySelector(`.pcl-counts .pcl-${k}`).textContent.trim()])""")
+    return {k: int(t) if t.isdigit() else None for k, t in texts}
 
 
 def wait_for(page, what: str, cond, timeout: float = 60.0):

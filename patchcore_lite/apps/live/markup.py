@@ -125,7 +125,7 @@ def model_line(model) -> str:
 
 def header_html(title: str, model) -> str:
     """The page title and, right after it, the line that says which model inspects."""
-    return (f"<div class='pcl-title'>{html.escape(title)}</div>"
+    return (f"<h2 class='pcl-title'>{html.escape(title)}</h2>"
             f"<div class='pcl-model'>{html.escape(model_line(model))}</div>")
 
 
