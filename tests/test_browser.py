@@ -509,10 +509,12 @@ MEASURE = """() => {
     const px = parseFloat(css.fontSize);
     if (px < min) { min = px; smallest = `${el.className || el.tagName}: ${text.slice(0, 40)}`; }
   }
-  const heat = document.querySelector('.pcl-heatmap').getBoundingClientRect();
+  const img = document.querySelector('.pcl-heatmap'), box = img.getBoundingClientRect();
+  const k = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);  // contain
   return { min_font_px: min, smallest, app_scroll_h: app.scrollHeight,
            app_client_h: app.clientHeight, doc_scroll_h: document.scrollingElement.scrollHeight,
-           window_h: innerHeight, heatmap_w: heat.width, heatmap_bottom: heat.bottom };
+           window_h: innerHeight, heatmap_w: img.naturalWidth * k,
+           heatmap_bottom: box.top + img.naturalHeight * k };
 }"""
 
 
@@ -571,24 +573,22 @@ def open_booth(server, browser):
     return page
 
 
-def test_legible_and_fits_at_both_sizes(dataset, browser):
+def check_layout(page) -> dict:
+    """Both sizes, outside and in presenter mode (which turns loop on); back at 1920x1080."""
+    assert page.locator(".pcl-app.pcl-full").count() == 1  # Voila: full screen at once
+    result = {f"normal {size}": measure(page, size, "10-normal") for size in SIZES}
+    page.locator(".pcl-presenter").click()
+    wait_for(page, "presenter mode", lambda: page.locator(".pcl-app.pcl-presenter").count())
+    assert "mod-active" in page.locator(".pcl-loop").get_attribute("class")  # loop on
+    result.update({f"presenter {size}": measure(page, size, "11-presenter") for size in SIZES})
+    page.set_viewport_size({"width": SIZES[0][0], "height": SIZES[0][1]})
+    (OUT / "layout.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def assert_legible(result: dict) -> None:
     """Presenter mode: every text >= 18 px at 1920x1080, no scrolling at either size; outside
-    presenter mode the app fits 1920x1080 too; presenter turns loop on."""
-    server = Server("layout", dataset["env"])
-    result: dict = {}
-    try:
-        page = open_booth(server, browser)
-        assert page.locator(".pcl-app.pcl-full").count() == 1  # Voila: full screen at once
-        for size in SIZES:
-            result[f"normal {size}"] = measure(page, size, "10-normal")
-        page.locator(".pcl-presenter").click()
-        wait_for(page, "presenter mode", lambda: page.locator(".pcl-app.pcl-presenter").count())
-        assert "mod-active" in page.locator(".pcl-loop").get_attribute("class")  # loop on
-        for size in SIZES:
-            result[f"presenter {size}"] = measure(page, size, "11-presenter")
-    finally:
-        server.stop()
-        (OUT / "layout.json").write_text(json.dumps(result, indent=2))
+    presenter mode the app fits 1920x1080 too; a large heatmap inside the window."""
     big, small = result[f"presenter {SIZES[0]}"], result[f"presenter {SIZES[1]}"]
     assert big["min_font_px"] >= MIN_TEXT_PX, big
     assert fits(big) and fits(small) and fits(result[f"normal {SIZES[0]}"]), result
@@ -614,10 +614,11 @@ def _upload_batch(tmp_path: Path, category: Path) -> list[Path]:
     return out
 
 
-def test_uploads_of_any_size(dataset, browser, tmp_path):
-    """50 photos of ~1 MB in one batch (50 MB: five times the server's default websocket limit)
-    are all scored, in order, with their names; an oversize file gets its message and the next
-    upload works; a dropped pair arrives; the upload folder goes when the kernel ends."""
+def test_booth_layout_and_uploads_of_any_size(dataset, browser, tmp_path):
+    """The layout at both sizes (assert_legible). 50 photos of ~1 MB in one batch (50 MB: five
+    times the server's default websocket limit) are all scored, in order, with their names; an
+    oversize file gets its message and the next upload works; a dropped pair arrives; the upload
+    folder goes when the kernel ends."""
     batch = _upload_batch(tmp_path, dataset["category"])
     tmp = tmp_path / "server-tmp"
     tmp.mkdir()
@@ -625,6 +626,7 @@ def test_uploads_of_any_size(dataset, browser, tmp_path):
     result: dict = dict(batch_mb=round(sum(p.stat().st_size for p in batch) / 1e6, 1))
     try:
         page = open_booth(server, browser)
+        layout = check_layout(page)
         t = time.perf_counter()
         upload(page, batch)
         result["first_scored_s"] = wait_for(
@@ -663,6 +665,7 @@ def test_uploads_of_any_size(dataset, browser, tmp_path):
         server.stop()
         result["folders_left_after_stop"] = [p.name for p in tmp.glob("pcl-uploads-*")]
         (OUT / "uploads.json").write_text(json.dumps(result, indent=2))
+    assert_legible(layout)
     assert result["folders_left_after_close"] == result["folders_left_after_stop"] == [], result
 
 
