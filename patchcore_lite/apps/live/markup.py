@@ -65,7 +65,7 @@ STYLE = """<style>
 .pcl-full > * { flex: 0 0 auto; }
 .pcl-full .pcl-small { font-size: 100%; }
 .pcl-full .widget-label, .pcl-full .widget-readout { min-width: 0; }
-.pcl-full .widget-readout { width: auto; }
+.pcl-full .widget-readout { width: auto; min-width: max-content; flex-shrink: 0; }
 .pcl-full .pcl-main { flex: 1 1 0; min-height: 0; flex-wrap: nowrap; gap: 1.2vw; }
 .pcl-full .pcl-picture { flex: 1 1 auto; height: 100%; min-height: 0; display: flex;
   flex-direction: column; }
