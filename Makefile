@@ -9,14 +9,16 @@ MODEL ?=
 WEIGHTS ?= auto
 # Voila serves the live demo notebook; cells tagged "lesson" (exercises, notes) stay out of the app.
 # One pre-heated kernel, refilled at once when a page takes it, so every load opens at once; the
-# server culls kernels idle 4 s without a page (closed tabs send nothing). Same list as
+# server culls kernels idle 4 s without a page (closed tabs send nothing); websocket messages up
+# to 64 MiB (uploads also come in 1 MiB pieces, so batches of any size pass). Same list as
 # patchcore_lite/apps/live/serving.py VOILA_OPTS.
 VOILA_OPTS = --port=$(PORT) --no-browser --Voila.ip=127.0.0.1 --Voila.port_retries=0 \
 	--TagRemovePreprocessor.remove_cell_tags=lesson --preheat_kernel=True --pool_size=1 \
 	--VoilaKernelManager.fill_delay=0 \
 	--VoilaConfiguration.multi_kernel_manager_class=patchcore_lite.apps.live.serving.LiveKernelManager \
 	--MappingKernelManager.cull_idle_timeout=4 --MappingKernelManager.cull_interval=1 \
-	--MappingKernelManager.cull_connected=False
+	--MappingKernelManager.cull_connected=False \
+	'--Voila.tornado_settings={"websocket_max_message_size":67108864}'
 
 .PHONY: venv demo test lab present lint clean bench bench-anomalib bench-memory gpu-check \
 	assignments handouts

@@ -353,7 +353,7 @@ def test_notebook_is_tiny_for_voila_and_committed_without_outputs():
     assert "Learning goals" in text and text.count("check_") >= 3 + 3
 
 
-NOTEBOOK_LIMIT_S = 90  # issue 3: top to bottom, offline, 2 CPU cores, random-init weights
+NOTEBOOK_LIMIT_S = 90  # top to bottom, offline, 2 CPU cores, random-init weights
 
 
 def test_notebook_runs_headless_and_returns_after_the_first_frame(capsys):
@@ -483,29 +483,58 @@ def _png_bytes(path: Path) -> bytes:
     return Path(path).read_bytes()
 
 
-def test_uploads_go_on_the_line_and_bad_ones_give_a_message(model, tiny_category_ro):
+def _jpeg(path: Path) -> bytes:
+    buf = io.BytesIO()
+    Image.open(path).convert("RGB").save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def test_uploads_are_scored_in_order_with_their_names(model, tiny_category_ro):
     app = live.build_app(category=tiny_category_ro, model=model)
     good = sorted((tiny_category_ro / "train" / "good").iterdir())
     sixteen = io.BytesIO()
     Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)).save(
         sixteen, format="PNG")  # 16-bit grey: read like everywhere in the kit
-    refused = app.add_files([("notes.txt", b"hello"), (good[0].name, _png_bytes(good[0])),
-                             ("cut.png", _png_bytes(good[0])[:300]),
-                             ("deep.png", sixteen.getvalue())])
+    names = ["notes.txt", "my part (1).png", "cut.png", "deep.png", "my part (1).png"]
+    contents = [b"hello", _png_bytes(good[0]), _png_bytes(good[0])[:300], sixteen.getvalue(),
+                _png_bytes(good[1])]
+    refused = app.add_files(list(zip(names, contents)))
     assert len(refused) == 2 and "notes.txt: cannot read image" in refused[0]
     assert "cut.png" in refused[1] and "Traceback" not in app.message.value
-    assert app.line.counts()["shown"] == 2  # the first frame + the first upload
-    assert app.line.frame.inspection.label is None
-    while app.step():
-        pass
-    assert app.line.counts()["shown"] == len(app.line.samples) == 2 + len(
-        mvtec_test_samples(tiny_category_ro))
-    with pytest.raises(PatchCoreError, match="over the upload limit"):
+    assert "data-kind='error'" in app.message.value
+    assert app.line.counts()["shown"] == 1 + 3  # the first frame + each good upload, scored now
+    uploads = [h for h in app.line.history if h.source == "upload"]
+    assert [h.sample.path.name for h in uploads] == ["my part (1).png", "deep.png",
+                                                     "my part (1).png"]  # order and names kept
+    assert uploads[0].sample.path != uploads[2].sample.path
+    assert app.line.frame.number == 3 and "upload 3" in app.caption.value
+    assert app.line.tallies()["upload"][0] == 3 and app.line.tallies()["line"][0] == 1
+    assert app.line._next == 1  # the line itself did not move
+    with pytest.raises(PatchCoreError, match="big.png: .* over the upload limit"):
         parts.save_upload(app._uploads, "big.png", _png_bytes(good[0]), limit=10)
 
 
+def test_upload_pieces_are_joined_and_oversize_files_refused(model, tiny_category_ro):
+    app = live.build_app(category=tiny_category_ro, model=model)
+    data = _png_bytes(sorted((tiny_category_ro / "train" / "good").iterdir())[0])
+    up, third = app.upload, len(data) // 3 + 1
+    up._message(up, {"type": "batch", "count": 2}, [])
+    up._message(up, {"type": "oversize", "name": "huge.tif", "size": 30_000_000}, [])
+    assert "huge.tif: 30.0 MB is over the upload limit of 25 MB per file" in app.message.value
+    for i in range(3):  # three pieces, as upload.js sends them
+        up._message(up, {"type": "piece", "id": "a", "name": "part.png", "index": i,
+                         "count": 3}, [data[i * third:(i + 1) * third]])
+    assert app.line.frame.inspection.sample.path.read_bytes() == data
+    assert app.line.tallies()["upload"] == (1, *app.line.tallies()["upload"][1:])
+    up._message(up, {"type": "batch", "count": 1}, [])  # the next batch still works
+    up._message(up, {"type": "piece", "id": "b", "name": "x.png", "index": 0, "count": 1},
+                [data])
+    assert app.line.tallies()["upload"][0] == 2 and up._pieces == {}
+
+
 def test_teach_fits_a_new_part_with_mobilenet(tiny_category_ro):
-    """Teach mode with another backbone: the taught model keeps backbone, layers, input size."""
+    """Teach mode with another backbone: the taught model keeps backbone, layers, input size,
+    and the page follows it: title, model line, colour scale, empty panel, tallies from zero."""
     import time
 
     small = PatchCore(backbone="mobilenet_v2", layers=("features.6", "features.13"),
@@ -517,30 +546,99 @@ def test_teach_fits_a_new_part_with_mobilenet(tiny_category_ro):
     assert not app.learn() and "at least 2" in app.message.value and app.teach_fit.disabled
     app.add_files([(p.name, _png_bytes(p)) for p in good[1:4]])
     assert app.teach_fit.description == "learn 4 parts" and app.line.counts()["shown"] == 1
+    header, legend = app.header.value, app.legend.value
     t = time.perf_counter()
     assert app.learn()
     assert time.perf_counter() - t < 30
     taught = app.line.model
     assert taught is not small and taught.config.backbone == "mobilenet_v2"
     assert taught.config.sampling == "random" and taught.config.resize == 64
+    assert "learned a new part from 4 good images" in app.message.value
+    assert "data-kind='ok'" in app.message.value  # success in green, not error red
+    assert app.header.value != header and "taught from 4 good images" in app.header.value
+    n_bank = taught.info["memory_bank_size"]
+    assert "sampling random 0.25" in app.header.value
+    assert f"{n_bank:,} patches" in app.header.value
+    assert f">{taught.map_range[1]:.3g}<" in app.legend.value and app.legend.value != legend
+    assert "data-verdict='none'" in app.verdict.value and "no image yet" in app.caption.value
+    with Image.open(io.BytesIO(app.heatmap.value)) as im:  # the old image is gone
+        assert np.ptp(np.asarray(im)) == 0
     assert app.line.counts()["shown"] == 0 and app.threshold.value == taught.threshold
+    assert app.line.tallies() == {}
     app.add_files([(good[5].name, _png_bytes(good[5]))])
     assert app.line.counts()["shown"] == 1 and np.isfinite(app.line.scores()).all()
 
 
-def test_camera_frames_are_scored_and_answered(model, tiny_category_ro):
+def test_camera_frames_are_scored_counted_and_answered(model, tiny_category_ro):
     app = live.build_app(category=tiny_category_ro, model=model)
     sent = []
     app.camera.send = lambda content, buffers=None: sent.append(content)
-    jpeg = io.BytesIO()
-    Image.open(sorted((tiny_category_ro / "test" / "good").iterdir())[0]).convert("RGB").save(
-        jpeg, format="JPEG")
-    app.camera._message(app.camera, {"type": "frame"}, [jpeg.getvalue()])
+    image = sorted((tiny_category_ro / "test" / "good").iterdir())[0]
+    app.camera._message(app.camera, {"type": "frame"}, [_jpeg(image)])
     assert app.camera.scored == 1 and sent == [{"type": "scored", "n": 1}]
-    assert app.line.frame.index == -1 and "camera frame" in app.caption.value
-    assert app.line.counts()["shown"] == 1  # frames stay out of the history
+    assert app.line.frame.index == -1 and "camera frame 1" in app.caption.value
+    assert app.line.counts()["shown"] == 2  # frames count, with their own row
+    assert app.line.tallies()["camera"][0] == 1 and "pcl-tally' data-source='camera'" in (
+        app.counts.value)
     app.camera._message(app.camera, {"type": "frame"}, [b"junk"])  # answered, with a message
     assert app.camera.scored == 2 and "camera frame skipped" in app.message.value
+    # a frame is prepared as the model's own images are: the same image, the same score
+    upload = app.line.history[-1].score
+    app.add_files([("same.jpg", _jpeg(image))])
+    np.testing.assert_allclose(app.line.history[-1].score, upload, rtol=1e-5)
+    assert app.camera.aspect == pytest.approx(1.0)  # the data set's images are square
+
+
+def test_teach_from_camera_captures(model, tiny_category_ro):
+    """capture good keeps frames; learn fits on them; the same part on the camera then passes
+    and a defective one is flagged (scores against the taught model's threshold)."""
+    app = live.build_app(category=tiny_category_ro, model=model)
+    app.camera.send = lambda content, buffers=None: None
+    good = sorted((tiny_category_ro / "train" / "good").iterdir())
+    for p in good[:6]:
+        app.camera._message(app.camera, {"type": "frame", "capture": True}, [_jpeg(p)])
+    assert app.camera.captured == 6 and app.teach_fit.description == "learn 6 parts"
+    assert app.learn() and "(camera)" in app.message.value and app.camera.captured == 0
+    assert app.line.counts()["shown"] == 0
+    app.camera._message(app.camera, {"type": "frame"}, [_jpeg(good[2])])  # a taught part
+    assert "data-verdict='pass'" in app.verdict.value
+    defect = sorted(p for p in (tiny_category_ro / "test").rglob("*.png")
+                    if "good" not in p.parts and "ground_truth" not in p.parts)[0]
+    app.camera._message(app.camera, {"type": "frame"}, [_jpeg(defect)])
+    assert "data-verdict='flagged'" in app.verdict.value
+    assert app.line.tallies()["camera"] == (2, 1, 1)
+
+
+def test_loop_restarts_the_line_and_the_end_is_announced(model, tiny_category_ro):
+    app = live.build_app(category=tiny_category_ro, model=model)
+    n = len(app.line.samples)
+    app.presenter.value = True  # presenter mode: loop on by default
+    assert app.loop.value and app.line.loop
+    for _ in range(n + 2):
+        assert app.step()
+    assert app.line.counts()["shown"] == n + 3 and app.line.frame.number == 2
+    assert "round 2" in app.caption.value and "End of the line" not in app.verdict.value
+    app.loop.value = False
+    while app.step():
+        pass
+    assert "End of the line" in app.verdict.value
+    assert "pcl-explain" not in app.verdict.value.split("End of the line")[0][-60:]
+
+
+def test_upload_folder_goes_when_the_kernel_ends(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import tempfile; from patchcore_lite.apps.live import parts\n"
+            "f = parts.upload_folder(); open(f + '/x', 'w').write('x'); print(f)")
+    env = {**__import__("os").environ, "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env).stdout.strip()
+    assert out.startswith(str(tmp_path)) and not Path(out).exists()
+    stale = tmp_path / f"{parts.PREFIX}999999999-abc"  # a kernel that was killed
+    stale.mkdir()
+    parts.remove_stale(tmp_path)
+    assert not stale.exists()
 
 
 def test_verdict_says_whether_it_was_right(model, tiny_category_ro):

@@ -11,6 +11,9 @@ Voila), the app renders its first frame and returns. The parts, data flowing dow
     line.py         the line model: LiveDemo (step, reset, counts), Inspection, Frame; no widgets
     markup.py       every HTML snippet and CSS class (`pcl-*`) of the page
     page.py         the ipywidgets page (LiveApp, error_panel): draws a LiveDemo
+    own.py          your own parts on the page: uploads, camera frames, capture and teach
+    parts.py        uploads checked and saved (their temp folder), a model taught from a few
+    camera.py       browser widgets (anywidget): camera.js frames, upload.js files in pieces
     environment.py  settings from PATCHCORE_LITE_*, the model, build_app / app, --prepare
     start.py        the first frame written by --prepare; the model loading behind it
     serving.py      the Voila options and kernel manager of `make present` (reloads, culling)

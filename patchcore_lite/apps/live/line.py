@@ -6,7 +6,11 @@ threshold recounts the whole line so far (the counts of `evaluation.counts.confu
 
     line = LiveDemo.from_folder(category, model)
     line.step()          # -> Inspection(sample, score, thumb); line.frame.png is the big panel
+    line.inspect(part)   # an upload or a camera frame, scored now, counted with its source
     line.counts(t)       # shown, passed, flagged, missed, false_alarms at threshold t
+    line.tallies(t)      # {source: (shown, passed, flagged)}: line, upload, camera
+
+`loop` (a booth) starts the line again at its end; the history goes on until the model changes.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from ...errors import PatchCoreError
 from .render import GAP, render_overlay, to_png
 
 THUMB = 72  # filmstrip thumbnail side, pixels
+KEEP_THUMBS = 16  # older inspections drop their thumbnail: a camera runs for hours
+SOURCES = ("line", "upload", "camera")
 
 
 @dataclass
@@ -32,6 +38,7 @@ class Part:
     defect: str = ""
     label: int | None = None
     mask: Path | None = None
+    source: str = "line"  # or "upload", "camera"
 
 
 @dataclass
@@ -47,14 +54,20 @@ class Inspection:
         """1 = defective, 0 = good, as the folder says."""
         return self.sample.label
 
+    @property
+    def source(self) -> str:
+        """Where the image came from: line, upload or camera."""
+        return getattr(self.sample, "source", "line")
+
 
 @dataclass
 class Frame:
     """The image under the camera now: what the big panel shows."""
 
-    index: int  # position on the line, 0-based
+    index: int  # position on the line, 0-based; -1 for an upload or a camera frame
     inspection: Inspection
     png: bytes
+    number: int = 0  # the how-many-th of its source (uploads, camera frames), or pass of the line
 
 
 class LiveDemo:
@@ -82,7 +95,8 @@ class LiveDemo:
         self.history: list[Inspection] = []
         self.errors: list[str] = []
         self.frame: Frame | None = None
-        self._next = 0
+        self.loop = False
+        self._next, self.passes, self._numbers = 0, 1, {}
 
     @classmethod
     def from_folder(cls, category: str | Path, model, **kw) -> LiveDemo:
@@ -94,14 +108,14 @@ class LiveDemo:
     def restore(self, inspection: Inspection, png: bytes) -> None:
         """Put back a first frame scored earlier (start.py): the line then goes on from image 2."""
         self.history[:] = [inspection]
-        self.frame = Frame(0, inspection, png)
-        self._next = 1
+        self.frame = Frame(0, inspection, png, 1)
+        self._next, self._numbers = 1, {"line": 1}
 
     # ---- stepping ----------------------------------------------------------------------
     @property
     def done(self) -> bool:
-        """Every image of the line has been shown."""
-        return self._next >= len(self.samples)
+        """Every image of the line has been shown (with `loop`, never while it has images)."""
+        return self._next >= len(self.samples) and not (self.loop and self.samples)
 
     def step(self) -> Inspection | None:
         """Score the next image (about 0.1-0.3 s on a CPU); None at the end of the line.
@@ -110,60 +124,60 @@ class LiveDemo:
         raised after the line has moved on, so the next call continues with the next image."""
         if self.done:
             return None
-        from ...data import load_mask, open_image, resize_crop, to_tensor
-
+        if self._next >= len(self.samples):  # loop: the line starts again
+            self._next, self.passes = 0, self.passes + 1
         index, sample = self._next, self.samples[self._next]
         self._next += 1
+        return self._inspect(sample, index)
+
+    def inspect(self, part: Part, image: Image.Image | None = None) -> Inspection:
+        """Score an image of your own now (an upload, or a camera frame given as `image`): it
+        goes to the big panel and into the history with its source; the line stays where it is."""
+        return self._inspect(part, -1, image)
+
+    def _inspect(self, sample, index: int, image: Image.Image | None = None) -> Inspection:
+        """Score one image, draw it (image | overlay) and remember it."""
+        from ...data import load_mask, open_image, resize_crop, to_tensor
+
         c = self.model.config
         try:
-            full = to_tensor(open_image(sample.path))  # (3, H, W) before resize/crop
-            image = resize_crop(full, c.resize, c.crop)
+            full = to_tensor(image.convert("RGB") if image is not None else
+                             open_image(sample.path))  # (3, H, W) before resize/crop
+            rgb = resize_crop(full, c.resize, c.crop)  # (3, S, S) as the model sees it
             mask = load_mask(sample, c.resize, c.crop).numpy() if sample.mask else None
             scores, maps = self.model.predict(full[None], progress=False)  # no bar per image
         except PatchCoreError as e:
             self.errors.append(str(e))
             raise
-        rgb = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)  # (S, S, 3)
+        rgb = (rgb.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)  # (S, S, 3)
         big = render_overlay(rgb, maps[0], mask, self.vmin, self.vmax, gap=GAP)  # (S, 2S+GAP, 3)
         overlay = big[:, rgb.shape[1] + GAP:]  # the right panel
         thumb = to_png(Image.fromarray(overlay).resize((THUMB, THUMB), Image.BILINEAR))
         shown = Inspection(sample, float(scores[0]), thumb)
         self.history.append(shown)
-        self.frame = Frame(index, shown, to_png(Image.fromarray(big)))
+        if len(self.history) > KEEP_THUMBS:
+            self.history[-KEEP_THUMBS - 1].thumb = b""
+        source = shown.source
+        self._numbers[source] = self._numbers.get(source, 0) + 1
+        number = self.passes if index >= 0 else self._numbers[source]
+        self.frame = Frame(index, shown, to_png(Image.fromarray(big)), number)
         return shown
-
-    def add_part(self, path: str | Path) -> None:
-        """An image of your own (an upload) goes next onto the line, label unknown."""
-        self.samples.insert(self._next, Part(Path(path)))
 
     def use_model(self, model) -> None:
         """Inspect with another model from now on (a taught one): its threshold and heat scale,
-        an empty line that your own parts (uploads, camera) fill."""
+        an empty line that your own parts (uploads, camera) fill, the tallies from zero."""
         self.model, self.samples = model, []
         self.default_threshold = self.threshold = float(model.threshold)
         lo, hi = model.map_range or (0.0, 2.0 * self.default_threshold)
         self.vmin, self.vmax = float(lo), float(hi)
         self.reset()
 
-    def score_frame(self, image: Image.Image) -> Frame:
-        """Score one camera frame (a PIL image) and show it; it stays out of the history."""
-        from ...data import resize_crop, to_tensor
-
-        c = self.model.config
-        full = to_tensor(image.convert("RGB"))  # (3, H, W)
-        scores, maps = self.model.predict(full[None], progress=False)
-        rgb = (resize_crop(full, c.resize, c.crop).permute(1, 2, 0).numpy() * 255).round()
-        big = render_overlay(rgb.astype(np.uint8), maps[0], None, self.vmin, self.vmax, gap=GAP)
-        shown = Inspection(Part(Path("camera")), float(scores[0]), b"")
-        self.frame = Frame(-1, shown, to_png(Image.fromarray(big)))
-        return self.frame
-
     def reset(self) -> None:
-        """Back to the start of the line (the threshold is kept)."""
+        """Back to the start of the line, tallies from zero (the threshold is kept)."""
         self.history.clear()
         self.errors.clear()
         self.frame = None
-        self._next = 0
+        self._next, self.passes, self._numbers = 0, 1, {}
 
     # ---- counting ----------------------------------------------------------------------
     def scores(self) -> np.ndarray:
@@ -194,6 +208,17 @@ class LiveDemo:
 
             c = confusion_counts(labels[known], scores[known], t)
             out.update(missed=c["fn"], false_alarms=c["fp"], caught=c["tp"], good_passed=c["tn"])
+        return out
+
+    def tallies(self, threshold: float | None = None) -> dict[str, tuple[int, int, int]]:
+        """{source: (shown, passed, flagged)} of each source with images shown (SOURCES order)."""
+        t = self.threshold if threshold is None else float(threshold)
+        out = {}
+        for source in SOURCES:
+            scores = [h.score for h in self.history if h.source == source]
+            if scores:
+                flagged = int(np.sum(np.asarray(scores) >= t))
+                out[source] = (len(scores), len(scores) - flagged, flagged)
         return out
 
     def slider_range(self) -> tuple[float, float, float]:

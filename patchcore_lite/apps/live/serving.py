@@ -19,6 +19,9 @@ import time
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from traitlets import Float
 
+WEBSOCKET_MAX = 64 * 2**20  # bytes per websocket message (tornado's default: 10 MiB). Uploads
+# come in pieces of 1 MiB anyway (upload.js); this keeps any other large message (a widget state
+# with many images) from being dropped.
 # What `make present` passes to voila (the Makefile spells the same list; tests compare them).
 VOILA_OPTS = ("--no-browser", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
               "--TagRemovePreprocessor.remove_cell_tags=lesson", "--preheat_kernel=True",
@@ -27,7 +30,8 @@ VOILA_OPTS = ("--no-browser", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
               "patchcore_lite.apps.live.serving.LiveKernelManager",
               "--MappingKernelManager.cull_idle_timeout=4",
               "--MappingKernelManager.cull_interval=1",
-              "--MappingKernelManager.cull_connected=False")
+              "--MappingKernelManager.cull_connected=False",
+              f'--Voila.tornado_settings={{"websocket_max_message_size":{WEBSOCKET_MAX}}}')
 
 
 class LiveKernelManager(AsyncMappingKernelManager):

@@ -22,7 +22,7 @@ from pathlib import Path
 from .line import Inspection, Part
 
 ENV_START = "PATCHCORE_LITE_START"
-FACTS = ("threshold", "map_range", "weights_used", "weights_text", "description")
+FACTS = ("threshold", "map_range", "weights_used", "weights_text", "description", "model_line")
 
 
 def _key(cfg) -> dict:
@@ -41,12 +41,12 @@ def _b64(data: bytes) -> str:
 
 def write_start(path: Path, cfg, line) -> Path:
     """The start file for this configuration: facts about the model, the parts, frame 1."""
-    from .markup import weights_text
+    from .markup import model_line, weights_text
 
     m, ins = line.model, line.frame.inspection
     facts = dict(threshold=float(m.threshold), map_range=list(m.map_range or ()) or None,
                  weights_used=m.weights_used, weights_text=weights_text(m),
-                 description=m.describe())
+                 description=m.describe(), model_line=model_line(m))
     parts = [dict(path=str(s.path), defect=s.defect, label=s.label,
                   mask=str(s.mask) if s.mask else None) for s in line.samples]
     doc = dict(key=_key(cfg), facts=facts, parts=parts, score=ins.score,
@@ -62,7 +62,7 @@ def read_start(path: str | Path, cfg) -> dict | None:
     """The start file's contents if it was made for `cfg`, else None (then the page waits)."""
     try:
         doc = json.loads(Path(path).read_text())
-        if doc["key"] != json.loads(json.dumps(_key(cfg))):
+        if doc["key"] != json.loads(json.dumps(_key(cfg))) or set(FACTS) - set(doc["facts"]):
             return None
         parts = [Part(Path(p["path"]), p["defect"], p["label"],
                       Path(p["mask"]) if p["mask"] else None) for p in doc["parts"]]
