@@ -128,3 +128,12 @@ def test_public_functions_have_docstrings():
                if any(rel(p).startswith(d) if d else "/" not in rel(p) for d in DOCUMENTED)
                for name, f in _public_functions(p) if not ast.get_docstring(f)]
     assert not missing, missing
+
+
+def test_no_lesson_imports_another_lesson():
+    known = modules()
+    lessons = {m for m in known if m.startswith("patchcore_lite.teaching.lesson")}
+    crossed = {m: sorted(imports(m, known[m], known) & (lessons - {m})) for m in sorted(lessons)}
+    assert not {m: c for m, c in crossed.items() if c}, crossed
+    graders = [m for m in known if m.startswith("patchcore_lite.teaching.exercises.")]
+    assert graders and not any(imports(m, known[m], known) & lessons for m in graders)
