@@ -14,6 +14,14 @@ WRONG = {
         "lambda m, i, o, l=l: shapes.__setitem__(l, tuple(o.shape))))\n"
         "    try:\n        net(x)\n    finally:\n        [h.remove() for h in hs]\n"
         "    return {l: shapes[l] for l in sorted(layers, key=list(mods).index)}\n",
+        # one forward pass per layer
+        "def hooked_shapes(net, layers, x):\n"
+        "    mods, shapes = dict(net.named_modules()), {}\n"
+        "    for l in layers:\n"
+        "        h = mods[l].register_forward_hook("
+        "lambda m, i, o, l=l: shapes.__setitem__(l, tuple(o.shape)))\n"
+        "        try:\n            net(x)\n        finally:\n            h.remove()\n"
+        "    return shapes\n",
         # hooks stay when the forward pass fails (no try/finally)
         "def hooked_shapes(net, layers, x):\n"
         "    mods = dict(net.named_modules()); shapes, hs = {}, []\n"
@@ -43,6 +51,12 @@ WRONG = {
         "    return [out[l] for l in layers]\n",
     ],
     "aggregate3x3": [
+        # changes its input in place
+        "def aggregate3x3(feat):\n"
+        "    b, c, h, w = feat.shape\n"
+        "    p = F.pad(feat, (1, 1, 1, 1))\n"
+        "    feat[:] = sum(p[:, :, i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9\n"
+        "    return feat\n",
         # padding not counted: divide by the number of cells inside the grid
         "def aggregate3x3(feat):\n"
         "    b, c, h, w = feat.shape\n"
@@ -207,6 +221,8 @@ SHORTCUT = {
          "torch._C"),
         ("def aggregate3x3(feat):\n    return feat._foo\n", "private"),
         ("def aggregate3x3(feat):\n    return embedding.aggregate(feat)\n", "aggregate"),
+        ("import functools\npool = functools.partial(F.avg_pool2d, kernel_size=3, stride=1,"
+         " padding=1)\ndef aggregate3x3(feat):\n    return pool(feat)\n", "avg_pool2d"),
     ],
     "fuse_finest": [
         ("def fuse_finest(feats):\n    return embedding.fuse(feats)\n", "fuse"),

@@ -149,7 +149,7 @@ def _draw_toy(ax, lab: BankLab, t: dict, method: str) -> None:
     ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
     ax.set_aspect("equal")
     ax.set_title(f"toy 2-D data: {len(t['kept'])} of {len(lab.toy)} kept\ncoverage radius "
-                 f"{t['radius']:.2f} (circles; red = worst-covered)", fontsize=9)
+                 f"{t['radius']:.2f}\n(circles; red = worst-covered)", fontsize=9)
 
 
 def _draw_bank(ax, lab: BankLab, b: dict, method: str, ratio: float) -> None:
@@ -164,7 +164,7 @@ def _draw_bank(ax, lab: BankLab, b: dict, method: str, ratio: float) -> None:
                    label="worst-covered patch")
     ax.legend(fontsize=7, loc="best", markerscale=2)
     ax.set_title(f"{method}{'' if method == 'none' else f' {ratio:g}'}: bank "
-                 f"{b['bank_size']} of {b['n_patches']} patches (PCA, 2 of "
+                 f"{b['bank_size']} of {b['n_patches']}\npatches (PCA: 2 of "
                  f"{lab.train.shape[1]} dims)", fontsize=9)
 
 
@@ -178,10 +178,9 @@ def bank_view(lab: BankLab, method: str, ratio: float) -> View:
     ax_hist.hist(b["nn_dist"], bins=40, color="tab:orange")
     ax_hist.axvline(b["coverage_radius"], c="red", ls="--",
                     label=f"coverage radius {b['coverage_radius']:.3g}")
-    ax_hist.set(xlabel="distance from each training patch to its nearest kept patch",
-                ylabel="patches")
+    ax_hist.set(xlabel="distance to the nearest kept patch", ylabel="training patches")
     ax_hist.legend(fontsize=8)
-    ax_hist.set_title(f"selection {b['seconds']:.2f} s; {len(lab.labels)} test images: AUROC "
+    ax_hist.set_title(f"selection {b['seconds']:.2f} s; {len(lab.labels)} test images\nAUROC "
                       f"image {fmt(b['image_auroc'])}, pixel {fmt(b['pixel_auroc'])}",
                       fontsize=9)
     if lab.subtitle:

@@ -18,7 +18,7 @@ from .. import maps
 from ..data import Sample, load_image, load_mask, test_samples
 from ..evaluation import plots
 from .checks import Verdict, choice, close, exact, ints, number
-from .view import Interactive, View, array, compare, live, sample_name
+from .view import Interactive, View, array, compare, live, plotly_title, sample_name
 
 
 class ExplainLab:
@@ -196,7 +196,7 @@ def heatmap_plotly(image, amap, mask=None, title: str = "", zrange=None):
         fig.add_trace(go.Contour(z=array(mask).astype(float), showscale=False, hoverinfo="skip",
                                  contours=dict(start=0.5, end=0.5, coloring="none"),  # line.color
                                  line=dict(color=plots.MASK_COLOR, width=2)))
-    fig.update_layout(title=dict(text=title, font=dict(size=12)), width=520, height=500,
+    fig.update_layout(title=plotly_title(title), width=520, height=500,
                       margin=dict(l=10, r=10, t=60, b=10))
     fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
     fig.update_xaxes(visible=False)

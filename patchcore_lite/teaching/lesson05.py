@@ -19,7 +19,7 @@ from ..data import load_image
 from ..evaluation import metrics, plots, protocol
 from ..evaluation.counts import confusion_counts, precision_recall_f1
 from .checks import Verdict, choice, close, unanswered
-from .view import Interactive, View, fmt, live, sample_name, table
+from .view import Interactive, View, fmt, live, plotly_title, sample_name, table
 
 
 def evaluate(category: str | Path, model) -> protocol.Evaluation:
@@ -43,7 +43,7 @@ def roc_plotly(labels, scores, names: Sequence[str] | None = None, title: str = 
                                              "<br>TPR %{y:.3f}<extra></extra>"))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash",
                              color="gray"), hoverinfo="skip", showlegend=False))
-    fig.update_layout(title=dict(text=title, font=dict(size=12)), width=520, height=460,
+    fig.update_layout(title=plotly_title(title), width=520, height=460,
                       xaxis_title="false positive rate (good images flagged)",
                       yaxis_title="true positive rate (defects caught)",
                       margin=dict(l=10, r=10, t=60, b=10))

@@ -88,6 +88,13 @@ class Interactive:
         return bundle
 
 
+def plotly_title(text: str, size_px: int = 16) -> dict:
+    """A plotly title whose `<sub>` subtitle stays legible (MIN_PX, not plotly's ~0.6 em)."""
+    text = text.replace("<sub>", f"<span style='font-size:{MIN_PX}px'>").replace("</sub>",
+                                                                              "</span>")
+    return dict(text=text, font=dict(size=size_px))
+
+
 def legible(fig: Figure, min_px: float = MIN_PX, max_width_px: int = MAX_WIDTH_PX) -> float:
     """Raise every text of `fig` to at least min_px on screen; the dpi to save it at.
 

@@ -38,6 +38,7 @@ def _net(name: str) -> torch.nn.Module:
     net = _cached_net(name)
     for m in net.modules():
         m._forward_hooks.clear()
+        m._forward_pre_hooks.clear()
     return net
 
 
@@ -69,6 +70,11 @@ def _no_hooks_left(net: torch.nn.Module, what: str) -> None:
         fail(f"{what}: forward hooks left on {left[:3]}: remove them, also when the pass fails")
 
 
+def _count(passes: list, *_) -> None:
+    """A forward pre-hook that counts the network's forward passes."""
+    passes.append(1)
+
+
 def _failing_pass(learner: Learner, name: str) -> None:
     """A 4-channel input makes the forward pass fail: no hook may stay behind."""
     net = _net("resnet18")
@@ -87,8 +93,15 @@ def grade_hooked_shapes(hooked_shapes, hidden: bool = False) -> None:
     n = 0
     for net, layers, x, ref in _cases("hooked_shapes", hidden):
         what = f"hooked_shapes({type(net).__name__}, {layers}, input {tuple(x.shape)})"
-        with torch.no_grad():
-            got = learner(what, net, layers, x)
+        passes = []
+        counter = net.register_forward_pre_hook(partial(_count, passes))
+        try:
+            with torch.no_grad():
+                got = learner(what, net, layers, x)
+        finally:
+            counter.remove()
+        if len(passes) != 1:
+            fail(f"{what}: {len(passes)} forward passes of the network, expected one")
         if not isinstance(got, dict) or list(got) != list(layers):
             fail(f"{what}: expected a dict with keys {list(layers)} in that order, got "
                  f"{list(got) if isinstance(got, dict) else type(got).__name__}")

@@ -38,7 +38,9 @@ def grade_aggregate3x3(aggregate3x3, hidden: bool = False) -> None:
         x = torch.randn(*shape, generator=g)
         expected = embedding.aggregate(x)
         what = f"aggregate3x3 on input {shape}"
-        got = learner(what, x.clone())
+        given = x.clone()
+        got = learner(what, given)
+        same_array(given, x, f"{what}: the input after the call", rtol=0, atol=0)
         same_array(got, expected, what)
     learner.done(len(shapes))
 

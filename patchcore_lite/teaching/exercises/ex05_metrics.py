@@ -17,7 +17,7 @@ from .runner import Learner
 
 RANK_STEPS = {"roc_auc_score", "roc_curve", "auc", "rankdata", "mannwhitneyu",
               "average_precision_score", "precision_recall_curve", "f1_score",
-              "binary_auroc", "AUROC"}
+              "binary_auroc", "AUROC", "rank"}
 AUC_MEMORY = 16 * 2**20  # the pairs of the memory case: 144 million (1.15 GB as float64)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import inspect
 import textwrap
 import types
@@ -28,7 +29,7 @@ FOREIGN = ("patchcore_lite", "sklearn", "scipy", "torchmetrics", "faiss",
            "torchvision.models.feature_extraction", "torchvision.ops")
 DYNAMIC = {"getattr", "eval", "exec", "__import__", "importlib", "globals", "locals", "vars",
            "compile", "setattr", "delattr", "__dict__", "__code__", "__globals__",
-           "import_module", "attrgetter", "methodcaller"}
+           "import_module", "attrgetter", "methodcaller", "getmembers"}
 DISTANCES = {"cdist", "pdist", "distance_matrix", "pairwise_distances", "euclidean_distances",
              "KDTree", "cKDTree", "BallTree", "NearestNeighbors", "cosine_similarity"}
 
@@ -62,6 +63,8 @@ class Inspector:
 
     def check_object(self, obj, shown: str) -> None:
         """Refuse an object the code refers to: the kit, a foreign library, a forbidden step."""
+        if isinstance(obj, functools.partial):  # a partial of a forbidden call is that call
+            self.check_object(obj.func, shown)
         origin = _origin(obj)
         name = getattr(obj, "__name__", "") if not isinstance(obj, types.ModuleType) else ""
         if name in self.forbid:
