@@ -206,7 +206,7 @@ SHORTCUT = {
          "    return [out[l] for l in layers]\n", "truncate"),
         ("def features_until(net, layers, x):\n"
          "    g = getattr(backbone, 'trun' + 'cate')(net, layers)\n"
-         "    return [g(x)[l] for l in layers]\n", "getattr"),
+         "    return [g(x)[l] for l in layers]\n", "backbone"),
     ],
     "aggregate3x3": [
         ("def aggregate3x3(feat):\n    return F.avg_pool2d(feat, 3, 1, 1)\n", "avg_pool2d"),
@@ -310,4 +310,57 @@ SHORTCUT = {
          "    f = 2 * p * r / (p + r + 1e-12)\n"
          "    return float(t[f[:-1].argmax()]), float(f.max())\n", "sklearn"),
     ],
+}
+
+# Correct solutions written differently from the instructor's (other libraries' public calls,
+# local names that shadow the kit's, helpers in another cell): every one must pass.
+RIGHT = {
+    "hooked_shapes": "def grab(store, name):\n"
+                     "    return lambda m, i, o: store.__setitem__(name, tuple(o.shape))\n"
+                     "def hooked_shapes(net, layers, x):\n"
+                     "    shapes, handles = {}, []\n"
+                     "    try:\n"
+                     "        for name in layers:\n"
+                     "            handles.append(net.get_submodule(name)"
+                     ".register_forward_hook(grab(shapes, name)))\n"
+                     "        net(x)\n"
+                     "    finally:\n"
+                     "        for h in handles:\n            h.remove()\n"
+                     "    return {name: shapes[name] for name in layers}\n",
+    "aggregate3x3": "def aggregate3x3(feat):\n"
+                    "    h, w = feat.shape[-2:]\n"
+                    "    padded = torch.zeros(*feat.shape[:2], h + 2, w + 2)\n"
+                    "    padded[:, :, 1:-1, 1:-1] = feat\n"
+                    "    aggregate = torch.zeros_like(feat)\n"
+                    "    for dy in range(3):\n"
+                    "        for dx in range(3):\n"
+                    "            aggregate += padded[:, :, dy:dy + h, dx:dx + w]\n"
+                    "    return aggregate / 9\n",
+    "greedy_kcenter": "def greedy_kcenter(x, m, start):\n"
+                      "    t = torch.from_numpy(x)\n"
+                      "    best = torch.full((len(t),), float('inf'), dtype=t.dtype)\n"
+                      "    picked = [start]\n"
+                      "    while len(picked) < m:\n"
+                      "        best = torch.minimum(best, torch.linalg.norm(t - t[picked[-1]],"
+                      " dim=1))\n"
+                      "        picked.append(int(torch.argmax(best)))\n"
+                      "    return picked\n",
+    "nearest_distances": "def nearest_distances(queries, bank, k):\n"
+                         "    knn, idx = [], []\n"
+                         "    b = torch.from_numpy(bank)\n"
+                         "    for s in range(0, len(queries), 200):\n"
+                         "        q = torch.from_numpy(queries[s:s + 200])\n"
+                         "        d = (q * q).sum(1)[:, None] + (b * b).sum(1) - 2 * q @ b.T\n"
+                         "        v, i = torch.sort(d, dim=1, stable=True)\n"
+                         "        knn.append(v[:, :k].clamp_min(0).sqrt()); idx.append(i[:, :k].clone())\n"
+                         "    return torch.cat(knn).numpy(), torch.cat(idx).numpy()\n",
+    "roc_auc": "def roc_auc(labels, scores):\n"
+               "    y = np.asarray(labels).astype(bool)\n"
+               "    if y.all() or not y.any():\n        return None\n"
+               "    values, rank = np.unique(scores, return_inverse=True)\n"
+               "    pos = np.bincount(rank[y], minlength=len(values))\n"
+               "    neg = np.bincount(rank[~y], minlength=len(values))\n"
+               "    below = np.cumsum(neg) - neg\n"
+               "    auc = (pos * (below + 0.5 * neg)).sum() / (y.sum() * (~y).sum())\n"
+               "    return float(auc)\n",
 }

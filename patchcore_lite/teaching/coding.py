@@ -19,6 +19,7 @@ The rules every grader uses:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import re
 import tracemalloc
 import types
@@ -30,6 +31,8 @@ import numpy as np
 import torch
 
 STATUS = Path("/proc/self/status")
+M_MMAP_THRESHOLD = -3  # mallopt parameter (glibc malloc.h)
+MMAP_AFTER = 4 * 2**20  # the threshold left in place after a measurement
 CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
@@ -125,9 +128,27 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+def _mmap_threshold(nbytes: int) -> None:
+    """glibc: serve allocations from `nbytes` up by mmap, so freeing them lowers the resident
+    memory again (memory kept by malloc's arenas would hide or inflate a call's peak)."""
+    try:
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, nbytes)
+    except (OSError, AttributeError):  # not glibc: the peak is measured as it comes
+        pass
+
+
 def peak_bytes(fn: Callable, *args, **kwargs) -> tuple[object, int]:
     """fn(*args, **kwargs) and its peak extra memory: the larger of the Python/numpy peak
     (tracemalloc) and the rise of the process's peak resident memory (sees torch too)."""
+    _mmap_threshold(2**20)
+    try:
+        return _peak_bytes(fn, *args, **kwargs)
+    finally:
+        _mmap_threshold(MMAP_AFTER)
+
+
+def _peak_bytes(fn: Callable, *args, **kwargs) -> tuple[object, int]:
+    """peak_bytes without the allocator setting."""
     rss = _reset_peak_rss() and _rss_kib("VmRSS")
     tracemalloc.start()
     try:

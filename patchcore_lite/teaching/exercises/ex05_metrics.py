@@ -49,8 +49,8 @@ def grade_roc_auc(roc_auc, hidden: bool = False) -> None:
     cases = list(_score_cases(g, hidden)) + _one_class(g)
     for labels, scores in cases:
         expected = metrics.image_auroc(labels, scores)
-        what = f"roc_auc(labels {labels.tolist()[:6]}..., scores {scores.tolist()[:6]}...)" \
-            if len(labels) > 6 else f"roc_auc({labels.tolist()}, {scores.tolist()})"
+        what = f"roc_auc on {len(labels)} images" if len(labels) > 6 else \
+            f"roc_auc({labels.tolist()}, {np.round(scores, 3).tolist()})"
         same_number(learner(what, labels.copy(), scores.copy()), expected, what, rtol=1e-9)
     labels = g.random(40_000) < 0.1
     scores = np.round(g.normal(labels * 1.0, 1.0), 3)
@@ -84,7 +84,7 @@ def grade_f1_optimal_threshold(f1_optimal_threshold, hidden: bool = False) -> No
     cases = list(_score_cases(g, hidden)) + [(np.zeros(3, int), g.random(3))]
     for labels, scores in cases:
         expected = _best_threshold(labels > 0.5, scores)
-        what = f"f1_optimal_threshold({labels.tolist()}, {scores.tolist()})" \
+        what = f"f1_optimal_threshold({labels.tolist()}, {np.round(scores, 3).tolist()})" \
             if len(labels) <= 6 else f"f1_optimal_threshold on {len(labels)} images"
         got = learner(what, labels.copy(), scores.copy())
         if expected is None or got is None:

@@ -27,7 +27,7 @@ from ..coding import fail, not_solved
 
 FOREIGN = ("patchcore_lite", "sklearn", "scipy", "torchmetrics", "faiss",
            "torchvision.models.feature_extraction", "torchvision.ops")
-DYNAMIC = {"getattr", "eval", "exec", "__import__", "importlib", "globals", "locals", "vars",
+DYNAMIC = {"eval", "exec", "__import__", "importlib", "globals", "locals", "vars",
            "compile", "setattr", "delattr", "__dict__", "__code__", "__globals__",
            "import_module", "attrgetter", "methodcaller", "getmembers"}
 DISTANCES = {"cdist", "pdist", "distance_matrix", "pairwise_distances", "euclidean_distances",
@@ -52,6 +52,7 @@ class Inspector:
     def __init__(self, exercise: str, forbid: Iterable[str], allow: Iterable[str]):
         self.exercise, self.forbid, self.allow = exercise, set(forbid), tuple(allow)
         self.seen: set[int] = set()
+        self.local: set[str] = set()  # the learner's own variables: never the kit or a library
 
     def refuse(self, what: str, why: str = "write it yourself") -> None:
         """The one-line refusal naming the call."""
@@ -91,11 +92,16 @@ class Inspector:
         self.globals = fn.__globals__
         env = dict(fn.__globals__)
         tree = ast.parse(source)
+        imported: set[str] = set()
         for node in ast.walk(tree):  # first the imports inside the function, as names
             if isinstance(node, (ast.Import, ast.ImportFrom)):
-                _bind_imports(node, env)
-        for node in ast.walk(tree):
-            self.node(node, env)
+                imported |= _bind_imports(node, env)
+        outer, self.local = self.local, _assigned(tree) - imported
+        try:
+            for node in ast.walk(tree):
+                self.node(node, env)
+        finally:
+            self.local = outer
 
     def node(self, node: ast.AST, env: dict) -> None:
         """Check one syntax node against the rules."""
@@ -136,6 +142,8 @@ class Inspector:
 
     def name(self, ident: str, env: dict) -> None:
         """A bare name: dynamic builtins, forbidden names, and what it refers to."""
+        if ident in self.local:
+            return
         if ident in DYNAMIC:
             self.refuse(f"{ident}()", "dynamic access is not allowed here")
         obj = env.get(ident)
@@ -143,8 +151,8 @@ class Inspector:
                 obj, (int, float, str, bool, type(None))):
             self.check_object(obj, ident)
             self.follow(obj, env)
-        if ident in self.forbid:
-            self.refuse(ident if ident not in env else f"{ident} ({_origin(obj)})")
+        if ident in self.forbid and ident in env:
+            self.refuse(f"{ident} ({_origin(obj)})")
 
     def follow(self, obj, env: dict) -> None:
         """Inspect the learner's own helpers (functions and classes of the same namespace)."""
@@ -171,10 +179,11 @@ class Inspector:
             self.check_object(obj, ".".join(parts[:i]))
 
 
-def _bind_imports(node: ast.AST, env: dict) -> None:
-    """Add what an import statement binds to `env` (modules it cannot import are skipped)."""
+def _bind_imports(node: ast.AST, env: dict) -> set[str]:
+    """Add what an import statement binds to `env`; the names it binds."""
     import importlib
 
+    names = {a.asname or a.name.split(".")[0] for a in node.names}
     try:
         if isinstance(node, ast.Import):
             for a in node.names:
@@ -185,8 +194,23 @@ def _bind_imports(node: ast.AST, env: dict) -> None:
             mod = importlib.import_module(node.module)
             for a in node.names:
                 env[a.asname or a.name] = getattr(mod, a.name)
-    except (ImportError, AttributeError):
+    except (ImportError, AttributeError):  # refused (or not there) by name in `module_name`
         pass
+    return names
+
+
+def _assigned(tree: ast.AST) -> set[str]:
+    """Names the code binds itself: arguments, assignment and loop targets, nested defs."""
+    names = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.arguments):
+            names |= {a.arg for a in n.posonlyargs + n.args + n.kwonlyargs}
+            names |= {a.arg for a in (n.vararg, n.kwarg) if a is not None}
+        elif isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+            names.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.ExceptHandler)) and n.name:
+            names.add(n.name)
+    return names
 
 
 def _dotted(node: ast.AST) -> str | None:
