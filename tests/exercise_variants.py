@@ -352,7 +352,8 @@ RIGHT = {
                          "        q = torch.from_numpy(queries[s:s + 200])\n"
                          "        d = (q * q).sum(1)[:, None] + (b * b).sum(1) - 2 * q @ b.T\n"
                          "        v, i = torch.sort(d, dim=1, stable=True)\n"
-                         "        knn.append(v[:, :k].clamp_min(0).sqrt()); idx.append(i[:, :k].clone())\n"
+                         "        knn.append(v[:, :k].clamp_min(0).sqrt())\n"
+                         "        idx.append(i[:, :k].clone())\n"
                          "    return torch.cat(knn).numpy(), torch.cat(idx).numpy()\n",
     "roc_auc": "def roc_auc(labels, scores):\n"
                "    y = np.asarray(labels).astype(bool)\n"
