@@ -81,6 +81,7 @@ class Inspector:
 
     def visit(self, fn: Callable) -> None:
         """Inspect fn's source, then every notebook function or class it refers to."""
+        fn = inspect.unwrap(fn)  # a decorated function: read the learner's own code
         if id(fn) in self.seen:
             return
         self.seen.add(id(fn))
