@@ -16,7 +16,7 @@ import pytest
 from exercise_variants import RIGHT, SHORTCUT, WRONG
 
 from patchcore_lite.teaching import assignments, exercises
-from patchcore_lite.teaching.coding import GradeError, NotSolved
+from patchcore_lite.teaching.coding import GradeError, NotSolved, blocked
 
 NOTEBOOKS = assignments.NOTEBOOKS
 PRELUDE = """
@@ -124,6 +124,10 @@ def test_kit_is_restored_and_reveal_waits_for_the_pass(capsys):
     assert "def aggregate" in exercises.reveal(name, embedding.aggregate).data
     import torch
     assert embedding.aggregate(torch.ones(1, 1, 3, 3))[0, 0, 1, 1] == 1.0  # unblocked
+    with blocked([(embedding, "no_such_step"), (embedding, "fuse")], "x"):
+        with pytest.raises(GradeError, match="do not call"):
+            embedding.fuse([torch.ones(1, 1, 2, 2)])
+    assert embedding.fuse([torch.ones(1, 1, 2, 2)]).shape == (1, 1, 2, 2)
 
 
 def test_autograde_scores_wrong_answers_and_shortcuts_zero_and_runs_to_the_end(tmp_path):
