@@ -39,18 +39,21 @@ test: venv
 	$(PY) -m ruff check patchcore_lite tests
 	$(PY) -m pytest -q tests
 
-# Self-study: your own copy of the student versions in $(LAB)/ (made once, never overwritten),
-# the instructor versions one folder up in notebooks/. DATA=folder: your own category everywhere.
+# Self-study: your own copy of the student versions in $(LAB)/ (made once, never overwritten);
+# JupyterLab serves that folder only. SOLUTIONS=1 serves the instructor versions (notebooks/,
+# solutions in place) instead, to check your work. DATA=folder: your own category everywhere.
 LAB ?= my-notebooks
+SOLUTIONS ?=
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: venv
 	$(PY) -m patchcore_lite.teaching.assignments --lab $(LAB)
 	@export PATCHCORE_LITE_DATA="$(if $(DATA),$(abspath $(DATA)))" && \
-	$(VENV)/bin/jupyter lab $(ALLOW_ROOT) --ServerApp.root_dir="$(CURDIR)" \
-		--LabApp.default_url=/lab/tree/$(LAB)
+	$(VENV)/bin/jupyter lab $(ALLOW_ROOT) \
+		--ServerApp.root_dir="$(abspath $(if $(SOLUTIONS),notebooks,$(LAB)))"
 
 # Course: nbgrader student versions in assignments/release/, both versions executed and
-# autograded (one line); offline HTML handouts in handouts/ (reusing those executions).
+# autograded (one line). Offline HTML handouts (reusing those executions): handouts/ for the
+# students (their release, unsolved), handouts/instructor/ with the solutions.
 assignments: venv
 	@$(PY) -m patchcore_lite.teaching.assignments
 

@@ -169,3 +169,12 @@ def test_model_defaults_are_written_once():
     assert set(defaults) <= set(table)
     for name, v in defaults.items():
         assert table[name] == (",".join(v) if isinstance(v, tuple) else v), name
+
+
+def test_no_lesson_imports_another_lesson():
+    known = modules()
+    lessons = {m for m in known if m.startswith("patchcore_lite.teaching.lesson")}
+    crossed = {m: sorted(imports(m, known[m], known) & (lessons - {m})) for m in sorted(lessons)}
+    assert not {m: c for m, c in crossed.items() if c}, crossed
+    graders = [m for m in known if m.startswith("patchcore_lite.teaching.exercises.")]
+    assert graders and not any(imports(m, known[m], known) & lessons for m in graders)

@@ -279,6 +279,14 @@ def test_bank_views(bank_lab):
         assert v.data["method"] == method and "nn_dist" not in v.data
         assert len(v.figures) == 1
     _png(v)
+    fig = lesson03.bank_view(bank_lab, "coreset", 0.05).figures[0]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig.set_dpi(view.legible(fig))  # the sizes and resolution the learner sees
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    boxes = [ax.title.get_window_extent(renderer) for ax in fig.axes[:3]]
+    assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), "subplot titles overlap"
     table = lesson03.sampling_table(bank_lab, [("none", 1.0), ("random", 0.05),
                                               ("coreset", 0.05)])
     assert [r["method"] for r in table.data["rows"]] == ["none", "random", "coreset"]
@@ -342,6 +350,8 @@ def test_toy_points_and_source():
     pts = lesson03.toy_points()
     assert pts.shape[1] == 2 and len(pts) > 1000
     assert "def aggregate" in view.source(embedding.aggregate).data
+    title = view.plotly_title("Image ROC<br><sub>resnet18, random-init weights</sub>")
+    assert "<sub>" not in title["text"] and f"font-size:{view.MIN_PX}px" in title["text"]
 
 
 # ---- compute functions: the numbers each view draws ------------------------------------------

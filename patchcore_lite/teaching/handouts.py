@@ -1,19 +1,23 @@
-"""Offline handouts: each executed notebook as one self-contained HTML file.
+"""Offline handouts: each executed notebook as one HTML page, its two scripts in `assets/`.
 
-Plotly figures are drawn by plotly.js inlined in the page, with their static PNG twin beside them
-(`view.Interactive`); widgets are rendered from the state saved at execution by the widget
-manager script shipped in `static/` (@jupyter-widgets/html-manager, BSD-3-Clause, licence
-beside it), and each says that it shows its state at execution, with the PNG figures of that
-state beside it. Nothing is fetched from a network: every external script tag is removed.
-`make handouts` reuses the executions of `make assignments` when they are newer than the
-notebook, and executes the notebook otherwise.
+Two sets: **student handouts** (`handouts/NN_*.html`) are the executed student release
+(exercises unsolved, their tests saying "not solved yet", no solution anywhere), and
+**instructor handouts** (`handouts/instructor/NN_*.html`) the executed instructor notebooks.
+Plotly figures are drawn by plotly.js (`assets/plotly.min.js`, loaded only by pages with a
+plotly figure), with their static PNG twin beside them (`view.Interactive`); widgets are
+rendered from the state saved at execution by the widget manager script shipped in `static/`
+(@jupyter-widgets/html-manager, BSD-3-Clause, licence beside it), and each says that it shows
+its state at execution, with the PNG figures of that state beside it. The scripts are shared
+files next to the pages (not inlined per page), so the whole folder stays small enough to mail;
+nothing is fetched from a network. `make handouts` reuses the executions of `make assignments`
+when they are newer than the notebook, and executes the notebook otherwise.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -75,9 +79,9 @@ def prepare(nb) -> nbformat.NotebookNode:
     return nb
 
 
-def to_html(nb) -> str:
-    """One self-contained HTML page of an executed notebook (no network needed to open it)."""
-    import plotly.offline
+def to_html(nb, assets: str = "assets") -> str:
+    """One HTML page of an executed notebook; its scripts are read from the `assets` folder
+    (relative to the page), written by `write_assets`. No network is needed to open it."""
     from nbconvert import HTMLExporter
 
     html, _ = HTMLExporter(template_name="lab").from_notebook_node(prepare(nb))
@@ -85,34 +89,61 @@ def to_html(nb) -> str:
                   html, count=1, flags=re.S)  # the template's loader from unpkg.com
     html = re.sub(r"<script[^>]*\bsrc=[\"']https?://[^>]*>\s*</script>", "", html)
     html = re.sub(r"<link[^>]*\bhref=[\"']https?://[^>]*>", "", html)
-    head = (f"<script>{plotly.offline.get_plotlyjs()}</script>\n"
-            "<style>.pcl-static{max-width:100%;display:block;margin:4px 0}</style>\n")
-    manager = base64.b64encode((STATIC / "html-manager-embed.js").read_bytes()).decode()
-    # a data: URL, not an inline script: webpack derives its public path from the script's src
-    body = f"<script src='data:text/javascript;base64,{manager}'></script>\n"
+    plotly = f"<script src='{assets}/plotly.min.js'></script>\n" if "plotly-graph-div" in html \
+        else ""
+    head = plotly + "<style>.pcl-static{max-width:100%;display:block;margin:4px 0}</style>\n"
+    body = (f"<script src='{assets}/html-manager-embed.js'></script>\n"
+            if "application/vnd.jupyter.widget-state+json" in html else "")
     html = html.replace("</head>", head + "</head>", 1)
     return html.replace("</body>", body + "</body>", 1)  # after the widget state it renders
 
 
-def executed(path: Path, reuse: Path) -> nbformat.NotebookNode:
-    """The executed notebook: the copy under `reuse` when newer than `path`, else a new run."""
-    done = reuse / path.name
+def write_assets(folder: Path) -> Path:
+    """plotly.js and the widget manager script in `folder`/assets (what every page loads)."""
+    import plotly.offline
+
+    assets = Path(folder) / "assets"
+    assets.mkdir(parents=True, exist_ok=True)
+    (assets / "plotly.min.js").write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
+    for name in ("html-manager-embed.js", "html-manager-embed.js.LICENSE.txt",
+                 "LICENSE-html-manager.txt"):
+        shutil.copyfile(STATIC / name, assets / name)
+    return assets
+
+
+def write_page(nb, target: Path, assets: str = "assets") -> Path:
+    """Write the handout of an executed notebook to `target` (assets where `assets` says)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(to_html(nb, assets), encoding="utf-8")
+    return target
+
+
+def executed(path: Path, reuse: Path, student: bool) -> nbformat.NotebookNode:
+    """The executed notebook (student release or instructor version): the copy under `reuse`
+    when newer than `path`, else a new run."""
+    done = reuse / ("release" if student else "source") / path.name
     if done.exists() and done.stat().st_mtime >= path.stat().st_mtime:
         return nbformat.read(done, as_version=4)
-    nb, _ = assignments.execute(nbformat.read(path, as_version=4), path.parent)
+    nb = nbformat.read(path, as_version=4)
+    nb, _ = assignments.execute(assignments.release(nb) if student else nb, path.parent)
     return nb
 
 
 def build(out: Path = assignments.REPO / "handouts",
-          reuse: Path = assignments.REPO / "assignments" / "executed" / "source") -> list[Path]:
-    """A handout per notebook of the course (00-05) under `out`."""
-    out.mkdir(parents=True, exist_ok=True)
+          reuse: Path = assignments.REPO / "assignments" / "executed") -> list[Path]:
+    """Student handouts under `out`, instructor handouts under `out`/instructor (00-05)."""
+    write_assets(out)
     written = []
     for path in assignments.sources():
-        target = out / path.with_suffix(".html").name
-        target.write_text(to_html(executed(path, reuse)), encoding="utf-8")
-        written.append(target)
-        print(f"wrote {target}", file=sys.stderr)
+        name = path.with_suffix(".html").name
+        written.append(write_page(executed(path, reuse, True), out / name))
+        written.append(write_page(executed(path, reuse, False), out / "instructor" / name,
+                                  "../assets"))
+    for p in written:
+        print(f"wrote {p}", file=sys.stderr)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()
+               and "instructor" not in f.parts)
+    print(f"student handouts with assets: {size / 1e6:.1f} MB", file=sys.stderr)
     return written
 
 

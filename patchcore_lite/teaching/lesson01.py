@@ -6,7 +6,6 @@ Views (compute, then draw), the feature app, then the notebook's self-checks.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -14,15 +13,11 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from .. import backbone as backbone_mod
-from ..backbone import FeatureExtractor, load_backbone, truncate
+from ..backbone import FeatureExtractor, load_backbone
 from ..data import test_samples
 from ..evaluation import plots
 from .checks import Verdict, exact, ints, number
-from .coding import blocked, fail, passed, same_array
-from .view import View, array, image_batch, live, table
-
-RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")
+from .view import RESNET_LAYERS, View, array, image_batch, layer_shapes, live, table  # noqa: F401
 
 
 def test_images(category: Path, resize: int = 256, crop: int = 224):
@@ -182,15 +177,6 @@ def feature_app(images: torch.Tensor, feats: dict, names=None, subtitle: str = "
 
 # ---- checks ---------------------------------------------------------------------------------
 
-@functools.cache
-def layer_shapes(backbone: str = "resnet18", size: int = 224,
-                 layers: tuple[str, ...] = RESNET_LAYERS) -> dict[str, tuple[int, int, int]]:
-    """(C, H, W) of each layer's output for a size x size input (random init: shapes only)."""
-    net, _ = load_backbone(backbone, None)
-    feats = FeatureExtractor(net, layers)(torch.zeros(1, 3, size, size))
-    return {layer: tuple(f.shape[1:]) for layer, f in zip(layers, feats)}
-
-
 def check_layer_shape(layer: str, answer, backbone: str = "resnet18",
                       input_size: int = 224) -> Verdict:
     """Shape (C, H, W) of `layer`'s output for one input_size x input_size image."""
@@ -235,113 +221,3 @@ def check_skipped_modules(answer, layers: Iterable[str] = ("layer2", "layer3"),
                  "some of these do run. The pass stops inside the last hooked layer.",
                  "a list of module names, e.g. ['fc']", [part],
                  shown=sorted((given or set()) - truth) or sorted(given or set()))
-
-
-# ---- coding exercises (graded: each raises AssertionError on a wrong answer) ----------------
-
-NETS = (("resnet18", ("layer2", "layer3"), 32), ("resnet18", ("layer1", "layer4"), 48),
-        ("resnet18", ("layer3",), 40), ("mobilenet_v2", ("features.6", "features.13"), 32))
-
-
-@functools.cache
-def _net(name: str) -> torch.nn.Module:
-    """A random-init backbone (shapes and code paths are what the exercises test), made once."""
-    return load_backbone(name, None)[0].eval()
-
-
-@functools.cache
-def _graph(name: str, layers: tuple[str, ...]) -> torch.nn.Module:
-    """The library's truncated graph of that backbone for `layers` (the reference), made once."""
-    return truncate(_net(name), layers)
-
-
-def _cases(seed: int = 0):
-    """(net, layers, x, reference outputs) per case: fresh random inputs, batch 1 or 2."""
-    g = torch.Generator().manual_seed(seed + int(time.time()))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny inputs: thread start-up would dominate
-    try:
-        for name, layers, size in NETS:
-            x = torch.rand(int(torch.randint(1, 3, (1,), generator=g)), 3, size, size,
-                           generator=g)
-            with torch.no_grad():
-                ref = _graph(name, layers)(x)  # raw input: no ImageNet normalisation here
-            yield _net(name), layers, x, [ref[layer] for layer in layers]
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _no_hooks_left(net: torch.nn.Module, what: str) -> None:
-    """Fail when any module of `net` still carries a forward hook."""
-    left = [n for n, m in net.named_modules() if m._forward_hooks]
-    if left:
-        fail(f"{what}: forward hooks left on {left[:3]}: remove them (handle.remove())")
-
-
-def _blocked_library(what: str):
-    """The library's extractor and truncation, blocked while the learner's code runs."""
-    return blocked([(backbone_mod, "truncate"), (FeatureExtractor, "forward")], what)
-
-
-def test_hooked_shapes(hooked_shapes) -> None:
-    """Exercise 01.1: hooked_shapes(net, layers, x) -> {layer: (B, C, h, w)} via forward hooks."""
-    n = 0
-    for net, layers, x, ref in _cases():
-        with _blocked_library("hooked_shapes"), torch.no_grad():
-            got = hooked_shapes(net, layers, x)
-        what = f"hooked_shapes({type(net).__name__}, {layers}, input {tuple(x.shape)})"
-        if not isinstance(got, dict) or list(got) != list(layers):
-            fail(f"{what}: expected a dict with keys {list(layers)}, got "
-                 f"{list(got) if isinstance(got, dict) else type(got).__name__}")
-        for layer, r in zip(layers, ref):
-            if tuple(got[layer]) != tuple(r.shape):
-                fail(f"{what}: {layer} is {tuple(got[layer])}, expected {tuple(r.shape)}")
-        _no_hooks_left(net, what)
-        n += 1
-    print(passed("hooked_shapes", n))
-
-
-def _leaf_order(net: torch.nn.Module, x: torch.Tensor) -> list[str]:
-    """Names of the leaf modules of `net` in the order a full forward pass first runs them."""
-    return record_leaves(net, lambda: net(x))
-
-
-def record_leaves(net: torch.nn.Module, run) -> list[str]:
-    """Leaf modules (by name, first run first) that ran during run(); exceptions pass through."""
-    ran, handles = [], []
-    for name, m in net.named_modules():
-        if not list(m.children()):
-            handles.append(m.register_forward_hook(
-                lambda *_, n=name: ran.append(n) if n not in ran else None))
-    try:
-        with torch.no_grad():
-            run()
-    finally:
-        for h in handles:
-            h.remove()
-    return ran
-
-
-def test_features_until(features_until) -> None:
-    """Exercise 01.2: features_until(net, layers, x) -> the layers' maps, in order, from a forward
-    pass that stops after the deepest of them (nothing after it runs, no hook stays)."""
-    n = 0
-    for net, layers, x, ref in _cases(1):
-        what = f"features_until({type(net).__name__}, {layers}, input {tuple(x.shape)})"
-        full = _leaf_order(net, x)
-        deepest = max(layers, key=[m for m, _ in net.named_modules()].index)
-        last = max(i for i, m in enumerate(full) if m == deepest or m.startswith(deepest + "."))
-        got = []
-        with _blocked_library("features_until"):
-            ran = record_leaves(net, functools.partial(
-                lambda out, *a: out.append(features_until(*a)), got, net, layers, x))
-        late = [m for m in ran if m in full[last + 1:]]
-        if late:
-            fail(f"{what}: {late[0]} ran after {deepest}; stop the pass once {deepest} is done")
-        if len(got[0]) != len(layers):
-            fail(f"{what}: {len(got[0])} maps, expected {len(layers)} (one per layer, in order)")
-        for layer, g, r in zip(layers, got[0], ref):
-            same_array(g, r, f"{what}, {layer}")
-        _no_hooks_left(net, what)
-        n += 1
-    print(passed("features_until", n))

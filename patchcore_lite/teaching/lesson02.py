@@ -6,22 +6,18 @@ Views (compute, then draw), the PCA app, then the notebook's self-checks.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from .. import embedding
 from ..data import test_samples
 from ..evaluation import plots
 from .checks import Verdict, exact, ints, number
-from .coding import blocked, passed, same_array
-from .lesson01 import layer_shapes
-from .view import View, array, defect_types, image_batch, live, table
+from .view import View, array, defect_types, image_batch, layer_shapes, live, pca, table
 
 
 def test_images(category: Path, resize: int = 256, crop: int = 224):
@@ -53,17 +49,6 @@ def aggregation_view(feat: torch.Tensor, channel: int = 0, index: int = 0,
                 std_before=float(before[0, channel].std()),
                 std_after=float(after[0, channel].std()))
     return View(data, [fig])
-
-
-def pca(x: torch.Tensor, n: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-n principal components of rows of x: projections (N, n), explained ratios (n,)."""
-    x = x.double() - x.double().mean(0)
-    cov = x.T @ x / max(1, x.shape[0] - 1)
-    evals, evecs = torch.linalg.eigh(cov)  # ascending
-    total = evals.clamp_min(0).sum().clamp_min(1e-12)
-    evals, evecs = evals.flip(0)[:n], evecs.flip(1)[:, :n]
-    evecs = evecs * torch.sign(evecs[evecs.abs().argmax(0), torch.arange(evecs.shape[1])])
-    return (x @ evecs).float(), (evals.clamp_min(0) / total).float()
 
 
 def pca_rgb(emb: torch.Tensor) -> tuple[np.ndarray, list[float]]:
@@ -198,43 +183,3 @@ def check_corner_count(answer) -> Verdict:
                   "patches are damped, alike in training and test images.",
                   "which cells of a 3x3 window centred on a corner lie inside the grid?",
                   "a whole number", rel=0)
-
-
-# ---- coding exercises (graded: each raises AssertionError on a wrong answer) ----------------
-
-def _blocked_pooling(what: str):
-    """The library's aggregation and torch's average pooling, blocked for the learner's code."""
-    return blocked([(embedding, "aggregate"), (embedding, "embed"), (F, "avg_pool2d"),
-                    (torch.nn.AvgPool2d, "forward")], what)
-
-
-def test_aggregate(aggregate3x3) -> None:
-    """Exercise 02.1: aggregate3x3(feat (B, C, h, w)) -> (B, C, h, w), the mean of each 3x3
-    window with zero padding counted (a border cell's sum is divided by 9 too)."""
-    g = torch.Generator().manual_seed(int(time.time()))
-    shapes = [(1, 1, 1, 1), (2, 3, 5, 7), (1, 4, 2, 2), (3, 2, 8, 6), (1, 5, 1, 9)]
-    for shape in shapes:
-        x = torch.randn(*shape, generator=g)
-        expected = embedding.aggregate(x)
-        with _blocked_pooling("aggregate3x3"):
-            got = aggregate3x3(x.clone())
-        same_array(got, expected, f"aggregate3x3 on input {shape}",
-                   hint="zero padding counts: divide every window's sum by 9")
-    print(passed("aggregate3x3", len(shapes)))
-
-
-def test_fuse(fuse_finest) -> None:
-    """Exercise 02.2: fuse_finest(feats) -> (B, sum C_l, h, w): every map resized bilinearly
-    (align_corners=False) to the finest grid, channels concatenated in the given order."""
-    g = torch.Generator().manual_seed(int(time.time()))
-    cases = [[(2, 4, 8, 8), (2, 6, 4, 4)], [(1, 6, 4, 4), (1, 3, 8, 8)],
-             [(1, 2, 16, 16), (1, 3, 8, 8), (1, 4, 4, 4)], [(2, 3, 6, 6), (2, 2, 6, 6)],
-             [(1, 3, 6, 10), (1, 5, 3, 5)]]
-    for shapes in cases:
-        feats = [torch.randn(*s, generator=g) for s in shapes]
-        expected = embedding.fuse(feats)
-        with blocked([(embedding, "fuse"), (embedding, "embed")], "fuse_finest"):
-            got = fuse_finest([f.clone() for f in feats])
-        same_array(got, expected, f"fuse_finest on maps {shapes}",
-                   hint="resize to the finest grid (bilinear, align_corners=False), keep the order")
-    print(passed("fuse_finest", len(cases)))

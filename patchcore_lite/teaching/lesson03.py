@@ -16,13 +16,11 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from .. import coreset_cells, knn, sampling
+from .. import knn, sampling
 from ..data import good_images, load_mask, test_samples
 from ..evaluation import metrics
 from .checks import Verdict, choice, close, number
-from .coding import blocked, passed, peak_bytes, same_array, same_number, within_memory
-from .lesson02 import pca
-from .view import View, array, first_of_each, fmt, live, table, weights_label
+from .view import View, array, first_of_each, fmt, live, pca, table, weights_label
 
 RATIOS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.25]
 
@@ -152,7 +150,7 @@ def _draw_toy(ax, lab: BankLab, t: dict, method: str) -> None:
     ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
     ax.set_aspect("equal")
     ax.set_title(f"toy 2-D data: {len(t['kept'])} of {len(lab.toy)} kept\ncoverage radius "
-                 f"{t['radius']:.2f} (circles; red = worst-covered)", fontsize=9)
+                 f"{t['radius']:.2f}\n(circles; red = worst-covered)", fontsize=9)
 
 
 def _draw_bank(ax, lab: BankLab, b: dict, method: str, ratio: float) -> None:
@@ -167,7 +165,7 @@ def _draw_bank(ax, lab: BankLab, b: dict, method: str, ratio: float) -> None:
                    label="worst-covered patch")
     ax.legend(fontsize=7, loc="best", markerscale=2)
     ax.set_title(f"{method}{'' if method == 'none' else f' {ratio:g}'}: bank "
-                 f"{b['bank_size']} of {b['n_patches']} patches (PCA, 2 of "
+                 f"{b['bank_size']} of {b['n_patches']}\npatches (PCA: 2 of "
                  f"{lab.train.shape[1]} dims)", fontsize=9)
 
 
@@ -181,10 +179,9 @@ def bank_view(lab: BankLab, method: str, ratio: float) -> View:
     ax_hist.hist(b["nn_dist"], bins=40, color="tab:orange")
     ax_hist.axvline(b["coverage_radius"], c="red", ls="--",
                     label=f"coverage radius {b['coverage_radius']:.3g}")
-    ax_hist.set(xlabel="distance from each training patch to its nearest kept patch",
-                ylabel="patches")
+    ax_hist.set(xlabel="distance to the nearest kept patch", ylabel="training patches")
     ax_hist.legend(fontsize=8)
-    ax_hist.set_title(f"selection {b['seconds']:.2f} s; {len(lab.labels)} test images: AUROC "
+    ax_hist.set_title(f"selection {b['seconds']:.2f} s; {len(lab.labels)} test images\nAUROC "
                       f"image {fmt(b['image_auroc'])}, pixel {fmt(b['pixel_auroc'])}",
                       fontsize=9)
     if lab.subtitle:
@@ -288,65 +285,3 @@ def check_coverage_winner(lab: BankLab, answer, ratio: float = 0.1) -> Verdict:
                   "Greedy k-center adds the worst-covered patch each step, so rare patterns get "
                   "a representative.", "'random' or 'coreset'",
                   hint=f"Compare the coverage radius column at ratio {ratio:g}.")
-
-
-# ---- coding exercises (graded: each raises AssertionError on a wrong answer) ----------------
-
-def _blocked_sampling(what: str):
-    """The library's samplers, coverage and nearest-neighbour search, blocked."""
-    return blocked([(sampling, "greedy_exact"), (sampling, "greedy_pruned"),
-                    (coreset_cells, "step_cells"), (coreset_cells, "greedy_cells"),
-                    (sampling, "select"),
-                    (sampling, "coverage"), (knn, "knn")], what)
-
-
-def _greedy_cases(rng: np.random.Generator):
-    """(x (N, D) float64, m, start) cases: shapes, one point, m = N, and many ties."""
-    yield rng.normal(size=(50, 2)), 5, int(rng.integers(50))
-    yield rng.normal(size=(200, 8)), 20, int(rng.integers(200))
-    yield rng.normal(size=(1, 3)), 1, 0
-    yield rng.normal(size=(30, 4)), 30, int(rng.integers(30))
-    yield rng.integers(0, 3, (40, 2)).astype(float), 12, 0  # 9 distinct points: ties, repeats
-
-
-def test_greedy_kcenter(greedy_kcenter) -> None:
-    """Exercise 03.1: greedy_kcenter(x (N, D) numpy, m, start) -> (m,) indices in selection
-    order: start first, then each time the point farthest from those chosen (ties: lowest
-    index), keeping one vector of N distances (O(N) memory, never N x N)."""
-    rng = np.random.default_rng(int(time.time()))
-    n = 0
-    for x, m, start in _greedy_cases(rng):
-        expected = sampling.greedy_exact(torch.from_numpy(x), m, start, lambda _: None)
-        with _blocked_sampling("greedy_kcenter"):
-            got = greedy_kcenter(x.copy(), m, start)
-        same_array(got, expected.numpy(), f"greedy_kcenter(x {x.shape}, m={m}, start={start})",
-                   rtol=0, atol=0,
-                   hint="farthest from its nearest chosen point; ties: lowest index")
-        n += 1
-    x = rng.normal(size=(6000, 8))
-    with _blocked_sampling("greedy_kcenter"):
-        _, peak = peak_bytes(greedy_kcenter, x, 8, 0)
-    within_memory(peak, 16 * x.nbytes + 2**20, f"greedy_kcenter(x {x.shape}, m=8)",
-                  "keep one running vector of N distances, not an N x N matrix")
-    print(passed("greedy_kcenter", n + 1))
-
-
-def test_coverage_radius(coverage_radius) -> None:
-    """Exercise 03.2: coverage_radius(x (N, D) numpy, kept (K,) indices) -> the largest distance
-    from any row of x to its nearest kept row, without an N x K matrix in memory."""
-    rng = np.random.default_rng(int(time.time()))
-    cases = [(rng.normal(size=(100, 3)), 10), (rng.normal(size=(300, 16)), 1),
-             (rng.normal(size=(40, 2)), 40), (rng.normal(size=(1, 5)), 1)]
-    for x, k in cases:
-        kept = rng.permutation(len(x))[:k]
-        expected = sampling.coverage(torch.from_numpy(x), torch.from_numpy(kept))
-        with _blocked_sampling("coverage_radius"):
-            got = coverage_radius(x.copy(), kept.copy())
-        same_number(got, expected, f"coverage_radius(x {x.shape}, {k} kept)", rtol=1e-5,
-                    atol=1e-6, hint="the max over points of the distance to the nearest kept one")
-    x, kept = rng.normal(size=(20000, 4)), rng.permutation(20000)[:2000]
-    with _blocked_sampling("coverage_radius"):
-        _, peak = peak_bytes(coverage_radius, x, kept)
-    within_memory(peak, 12 * 2**20, f"coverage_radius(x {x.shape}, 2000 kept)",
-                  "an N x K matrix is 305 MiB: loop over the kept points (or blocks of them)")
-    print(passed("coverage_radius", len(cases) + 1))

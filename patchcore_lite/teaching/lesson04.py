@@ -6,7 +6,6 @@ Views (compute, then draw), the explain app, then the notebook's self-checks.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,12 +14,11 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .. import knn, maps
+from .. import maps
 from ..data import Sample, load_image, load_mask, test_samples
 from ..evaluation import plots
 from .checks import Verdict, choice, close, exact, ints, number
-from .coding import blocked, fail, passed, peak_bytes, same_array, same_number, within_memory
-from .view import Interactive, View, array, compare, live, sample_name
+from .view import Interactive, View, array, compare, live, plotly_title, sample_name
 
 
 class ExplainLab:
@@ -198,7 +196,7 @@ def heatmap_plotly(image, amap, mask=None, title: str = "", zrange=None):
         fig.add_trace(go.Contour(z=array(mask).astype(float), showscale=False, hoverinfo="skip",
                                  contours=dict(start=0.5, end=0.5, coloring="none"),  # line.color
                                  line=dict(color=plots.MASK_COLOR, width=2)))
-    fig.update_layout(title=dict(text=title, font=dict(size=12)), width=520, height=500,
+    fig.update_layout(title=plotly_title(title), width=520, height=500,
                       margin=dict(l=10, r=10, t=60, b=10))
     fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
     fig.update_xaxes(visible=False)
@@ -350,75 +348,3 @@ def check_k_effect(answer) -> Verdict:
     c) either, depending on the patch."""
     return choice(answer, "a", "the mean of the 3 smallest distances is at least the smallest "
                   "one, so every score (and the map) can only rise with k.", "a, b, c")
-
-
-# ---- coding exercises (graded: each raises AssertionError on a wrong answer) ----------------
-
-def _blocked_search(what: str):
-    """The library's nearest-neighbour search and scoring path, blocked."""
-    from ..model import PatchCore
-
-    return blocked([(knn, "knn"), (knn, "_block_topk"), (knn, "_pruned_nn"),
-                    (PatchCore, "nearest"), (PatchCore, "score_features")], what)
-
-
-def test_nearest_distances(nearest_distances) -> None:
-    """Exercise 04.1: nearest_distances(queries (Q, D), bank (M, D), k) numpy -> distances
-    (Q, k) ascending and bank indices (Q, k) (ties: lowest index first), block by block: never
-    a Q x M matrix in memory."""
-    rng = np.random.default_rng(int(time.time()))
-    twins = rng.normal(size=(10, 3))
-    cases = [(rng.normal(size=(5, 3)), rng.normal(size=(7, 3)), 1),
-             (rng.normal(size=(30, 8)), rng.normal(size=(50, 8)), 3),
-             (rng.normal(size=(1, 4)), rng.normal(size=(10, 4)), 4),  # a single query
-             (rng.normal(size=(20, 5)), rng.normal(size=(6, 5)), 6),  # k = M
-             (rng.normal(size=(12, 3)), np.concatenate([twins, twins]), 2)]  # every row twice
-    for q, bank, k in cases:
-        dist, _ = knn.knn(torch.from_numpy(q), torch.from_numpy(bank), k)
-        d2 = ((q[:, None] - bank[None]) ** 2).sum(-1)
-        order = np.argsort(d2, axis=1, kind="stable")[:, :k]  # ties: lowest index first
-        what = f"nearest_distances(queries {q.shape}, bank {bank.shape}, k={k})"
-        with _blocked_search("nearest_distances"):
-            got = nearest_distances(q.copy(), bank.copy(), k)
-        if not isinstance(got, tuple) or len(got) != 2:
-            fail(f"{what}: return (distances, indices), got {type(got).__name__}")
-        same_array(got[0], dist.numpy(), f"{what}, distances", rtol=1e-5, atol=1e-6,
-                   hint="Euclidean distances (the square root), ascending")
-        same_array(got[1], order, f"{what}, indices", rtol=0, atol=0,
-                   hint="the bank rows of those distances; on ties the lowest index first")
-    q, bank = rng.normal(size=(4000, 8)), rng.normal(size=(4000, 8))
-    with _blocked_search("nearest_distances"):
-        _, peak = peak_bytes(nearest_distances, q, bank, 1)
-    within_memory(peak, 32 * 2**20, "nearest_distances(queries (4000, 8), bank (4000, 8), k=1)",
-                  "the Q x M matrix is 122 MiB: take the queries a few hundred rows at a time "
-                  "(and copy what you keep: a slice keeps its whole array alive)")
-    print(passed("nearest_distances", len(cases) + 1))
-
-
-def test_image_score_and_map(image_score_and_map) -> None:
-    """Exercise 04.2: image_score_and_map(feats (h, w, D), bank (M, D), k, size) -> (image score,
-    (size, size) anomaly map), as PatchCore.score_features computes them."""
-    from ..model import PatchCore
-
-    g = torch.Generator().manual_seed(int(time.time()))
-    cases = [((8, 8, 6), 40, 1, 64), ((4, 6, 3), 10, 3, 48), ((1, 1, 4), 5, 2, 32),
-             ((7, 7, 5), 3, 3, 56)]
-    for (h, w, d), m, k, size in cases:
-        feats, bank = torch.randn(h, w, d, generator=g), torch.randn(m, d, generator=g)
-        model = PatchCore(weights=None, resize=size, crop=0, progress=False)
-        scores, amaps, _ = model.score_features(feats[None], bank=bank, k=k)
-        what = f"image_score_and_map(feats {(h, w, d)}, bank ({m}, {d}), k={k}, size={size})"
-        with _blocked_score("image_score_and_map"):
-            score, amap = image_score_and_map(feats.clone(), bank.clone(), k, size)
-        same_number(score, float(scores[0]), f"{what}, image score", rtol=1e-5,
-                    hint="the patch score is the mean over the k nearest; the image score the max")
-        same_array(amap, amaps[0], f"{what}, map", rtol=1e-4, atol=1e-5,
-                   hint="upsample the (h, w) patch scores to size x size, then blur (maps.py)")
-    print(passed("image_score_and_map", len(cases)))
-
-
-def _blocked_score(what: str):
-    """The model's scoring path (but not knn.knn or maps.anomaly_map), blocked."""
-    from ..model import PatchCore
-
-    return blocked([(PatchCore, "score_features"), (PatchCore, "predict")], what)

@@ -6,7 +6,6 @@ Views (compute, then draw), the threshold app, then the notebook's self-checks.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +19,7 @@ from ..data import load_image
 from ..evaluation import metrics, plots, protocol
 from ..evaluation.counts import confusion_counts, precision_recall_f1
 from .checks import Verdict, choice, close, unanswered
-from .coding import blocked, fail, passed, peak_bytes, same_number, within_memory
-from .view import Interactive, View, fmt, live, sample_name, table
+from .view import Interactive, View, fmt, live, plotly_title, sample_name, table
 
 
 def evaluate(category: str | Path, model) -> protocol.Evaluation:
@@ -45,7 +43,7 @@ def roc_plotly(labels, scores, names: Sequence[str] | None = None, title: str = 
                                              "<br>TPR %{y:.3f}<extra></extra>"))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash",
                              color="gray"), hoverinfo="skip", showlegend=False))
-    fig.update_layout(title=dict(text=title, font=dict(size=12)), width=520, height=460,
+    fig.update_layout(title=plotly_title(title), width=520, height=460,
                       xaxis_title="false positive rate (good images flagged)",
                       yaxis_title="true positive rate (defects caught)",
                       margin=dict(l=10, r=10, t=60, b=10))
@@ -329,84 +327,3 @@ def check_no_false_alarms(labels, scores, answer) -> Verdict:
     return Verdict(True, f"Right: no false alarms, {got['fn']} of {int(labels.sum())} defects "
                          "missed. On a production line this is a choice of the business, "
                          "not of the model.")
-
-
-# ---- coding exercises (graded: each raises AssertionError on a wrong answer) ----------------
-
-def _blocked_metrics(what: str):
-    """The library's metrics and scikit-learn's ROC and PR curves, blocked."""
-    import sklearn.metrics as skm
-
-    return blocked([(metrics, "image_auroc"), (metrics, "pixel_auroc"),
-                    (metrics, "f1_threshold"), (skm, "roc_auc_score"), (skm, "roc_curve"),
-                    (skm, "precision_recall_curve"), (skm, "f1_score"), (skm, "auc")], what)
-
-
-def _score_cases(rng: np.random.Generator):
-    """(labels, scores) cases: ties, one defect, perfect and inverted rankings, all tied."""
-    n = int(rng.integers(20, 60))
-    labels = rng.random(n) < 0.4
-    yield labels, np.round(rng.normal(labels * 1.0, 1.0), 1)  # rounding makes ties
-    yield np.array([0, 0, 1, 0]), np.array([0.1, 0.4, 0.4, 0.2])  # one defect, tied
-    yield np.array([0, 1, 0, 1, 1]), np.array([1.0, 2.0, 1.5, 3.0, 2.5])  # perfect
-    yield np.array([1, 0, 1, 0]), np.array([0.1, 0.9, 0.2, 0.8])  # inverted
-    yield np.array([1, 0, 0, 1, 0]), np.full(5, 0.3)  # all tied
-    big = rng.random(200_000) < 0.1
-    yield big, np.round(rng.normal(big * 1.0, 1.0), 2)
-
-
-def test_roc_auc(roc_auc) -> None:
-    """Exercise 05.1: roc_auc(labels, scores) numpy -> the image AUROC (ties count one half;
-    None when only one class is present), without scikit-learn and without n_pos x n_neg pairs
-    in memory."""
-    rng = np.random.default_rng(int(time.time()))
-    cases = list(_score_cases(rng)) + [(np.zeros(4, int), rng.random(4))]
-    for labels, scores in cases:
-        expected = metrics.image_auroc(labels, scores)
-        what = f"roc_auc on {len(labels)} images ({int(np.sum(labels))} defective)"
-        with _blocked_metrics("roc_auc"):
-            got, peak = peak_bytes(roc_auc, labels.copy(), scores.copy())
-        same_number(got, expected, what, rtol=1e-9,
-                    hint="P(defective scores above good), a tie counts one half")
-        within_memory(peak, 64 * len(labels) + 2**20, what,
-                      "all pairs do not fit: sort the scores once (ranks)")
-    print(passed("roc_auc", len(cases)))
-
-
-def best_f1(labels, scores) -> tuple[float, float] | None:
-    """The F1-optimal threshold by the exercise's rule: each distinct score tried (flag when
-    score >= t), F1 compared exactly; on equal F1 the highest threshold (fewest flags) wins."""
-    from fractions import Fraction
-
-    labels, scores = np.asarray(labels).ravel() > 0.5, np.asarray(scores).ravel()
-    if not labels.any():
-        return None
-    best = None
-    for t in np.unique(scores):
-        c = confusion_counts(labels, scores, t)
-        f1 = Fraction(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"])
-        if best is None or f1 >= best[1]:
-            best = (float(t), f1)
-    return best[0], float(best[1])
-
-
-def test_f1_threshold(f1_optimal_threshold) -> None:
-    """Exercise 05.2: f1_optimal_threshold(labels, scores) -> (threshold, F1): the score that,
-    used as `score >= threshold`, maximises F1 (ties: highest threshold); None with no defect."""
-    rng = np.random.default_rng(int(time.time()))
-    cases = [c for c in _score_cases(rng) if len(c[0]) < 1000]
-    cases.append((np.zeros(3, int), rng.random(3)))
-    for labels, scores in cases:
-        lib, rule = metrics.f1_threshold(labels, scores), best_f1(labels, scores)
-        what = f"f1_optimal_threshold on {len(labels)} images ({int(np.sum(labels))} defective)"
-        with _blocked_metrics("f1_optimal_threshold"):
-            got = f1_optimal_threshold(labels.copy(), scores.copy())
-        if rule is None or got is None:
-            same_number(got, rule, what)
-            continue
-        if not isinstance(got, tuple) or len(got) != 2:
-            fail(f"{what}: return (threshold, f1), got {got!r}")
-        same_number(got[1], lib[1], f"{what}, F1", rtol=1e-9, hint="F1 = 2 tp / (2 tp + fp + fn)")
-        same_number(got[0], rule[0], f"{what}, threshold", rtol=1e-12,
-                    hint="flag when score >= threshold; on equal F1 the highest threshold")
-    print(passed("f1_optimal_threshold", len(cases)))

@@ -9,6 +9,7 @@ library's own code; `table()` writes rows as Markdown. The few data helpers ever
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -19,13 +20,14 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..backbone import describe_weights
+from ..backbone import FeatureExtractor, describe_weights, load_backbone
 from ..data import Sample, load_image, test_samples
 
 CATEGORY = "hex_nut"  # the course's default category of the embedded data set
 DATA_ENV = "PATCHCORE_LITE_DATA"  # one category folder for every notebook and the live demo
 MIN_PX = 12  # smallest text on screen: a 1080p display at 100% zoom
 MAX_WIDTH_PX = 1000  # a PNG this wide fits a notebook or handout column unscaled
+RESNET_LAYERS = ("layer1", "layer2", "layer3", "layer4")
 
 
 # ---- View and live widgets ------------------------------------------------------------------
@@ -84,6 +86,13 @@ class Interactive:
                   "image/png": base64.b64encode(self.png()).decode("ascii"),
                   "text/plain": "interactive figure (plotly), static copy as PNG"}
         return bundle
+
+
+def plotly_title(text: str, size_px: int = 16) -> dict:
+    """A plotly title whose `<sub>` subtitle stays legible (MIN_PX, not plotly's ~0.6 em)."""
+    text = text.replace("<sub>", f"<span style='font-size:{MIN_PX}px'>").replace("</sub>",
+                                                                              "</span>")
+    return dict(text=text, font=dict(size=size_px))
 
 
 def legible(fig: Figure, min_px: float = MIN_PX, max_width_px: int = MAX_WIDTH_PX) -> float:
@@ -206,6 +215,29 @@ def array(x) -> np.ndarray:
 def weights_label(weights_used: str, backbone: str = "resnet18") -> str:
     """Which weights a figure was made with, in words (never hide a random init)."""
     return f"{backbone}, {describe_weights(weights_used)} weights"
+
+
+# ---- helpers two lessons share -------------------------------------------------------------
+
+@functools.cache
+def layer_shapes(backbone: str = "resnet18", size: int = 224,
+                 layers: tuple[str, ...] = RESNET_LAYERS) -> dict[str, tuple[int, int, int]]:
+    """(C, H, W) of each layer's output for a size x size input (random init: shapes only)."""
+    net, _ = load_backbone(backbone, None)
+    feats = FeatureExtractor(net, layers)(torch.zeros(1, 3, size, size))
+    return {layer: tuple(f.shape[1:]) for layer, f in zip(layers, feats)}
+
+
+def pca(x: torch.Tensor, n: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-n principal components of rows of x: projections (N, n), explained ratios (n,)."""
+    x = x.double() - x.double().mean(0)
+    cov = x.T @ x / max(1, x.shape[0] - 1)
+    evals, evecs = torch.linalg.eigh(cov)  # ascending
+    total = evals.clamp_min(0).sum().clamp_min(1e-12)
+    evals, evecs = evals.flip(0)[:n], evecs.flip(1)[:, :n]
+    evecs = evecs * torch.sign(evecs[evecs.abs().argmax(0), torch.arange(evecs.shape[1])])
+    return (x @ evecs).float(), (evals.clamp_min(0) / total).float()
+
 
 
 # ---- the course's data ----------------------------------------------------------------------
