@@ -15,8 +15,9 @@ from ..coding import rng, same_array, same_number, within_memory
 from .runner import Learner
 from .shortcuts import DISTANCES
 
-BLOCK = [(sampling, "greedy_exact"), (sampling, "greedy_pruned"), (coreset_cells, "step_cells"),
-         (sampling, "coverage"), (knn, "knn")]
+BLOCK = [(sampling, "greedy_exact"), (sampling, "greedy_pruned"), (sampling, "select"),
+         (coreset_cells, "step_cells"), (coreset_cells, "greedy_cells"), (sampling, "coverage"),
+         (knn, "knn")]
 GREEDY_MEMORY = 16 * 2**20  # the N x N matrix of the memory case is 275 MiB
 COVERAGE_MEMORY = 16 * 2**20  # the N x K matrix of the memory case is 76 MiB
 
