@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from helpers import TINY_OPTS
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -15,8 +16,7 @@ from patchcore_lite import PatchCore, PatchCoreError
 from patchcore_lite import model as model_mod
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-OPTS = dict(weights=None, resize=64, crop=0, sampling="coreset", sampling_ratio=0.25,
-            progress=False)
+OPTS = dict(TINY_OPTS, sampling="coreset", sampling_ratio=0.25)
 
 
 def images(n, seed):
