@@ -1,4 +1,4 @@
-"""The one table of model options shared by `fit`, `evaluate` and `bench` (DESIGN.md section 4).
+"""The one table of model options shared by `fit`, `evaluate` and `bench` (README: Command line).
 
 Each row: flag, PatchCore keyword, type, default, help. A new model option is one new row.
 """
