@@ -27,6 +27,7 @@ from PIL import Image
 TINY_SIDE = 64  # side of the tiny category's images, and the tiny model's resize
 TINY_OPTS = dict(weights=None, resize=TINY_SIDE, crop=0, progress=False)  # every tiny model
 TINY = dict(TINY_OPTS, sampling="random", sampling_ratio=0.5)  # the quickest fit with a bank
+TINY_CORESET = dict(TINY_OPTS, sampling="coreset", sampling_ratio=0.25)  # the default sampling
 TINY_ARGS = ["--weights", "none", "--resize", str(TINY_SIDE), "--crop", "0"]  # TINY_OPTS as flags
 FAST = [*TINY_ARGS, "--sampling", "random"]  # `fit`/`evaluate` flags of a quick tiny model
 N_TRAIN, N_TEST_GOOD, N_TEST_BAD = 6, 2, 2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from helpers import TINY_OPTS
+from helpers import TINY_CORESET as OPTS
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -16,7 +16,6 @@ from patchcore_lite import PatchCore, PatchCoreError
 from patchcore_lite import model as model_mod
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-OPTS = dict(TINY_OPTS, sampling="coreset", sampling_ratio=0.25)
 
 
 def images(n, seed):
