@@ -1,7 +1,7 @@
 """What many test files share: the tiny model's settings, the tiny category, running the CLI.
 
 Tiny means 64 px images kept whole (resize 64, crop 0) and a random-init backbone (weights none),
-so a fit takes well under a second. Import it as `from helpers import ...`: pytest puts tests/ on
+so a fit takes about a second. Import it as `from helpers import ...`: pytest puts tests/ on
 the path; no test file imports from another.
 """
 
