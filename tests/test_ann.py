@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_OPTS
 
 from patchcore_lite import PatchCore, ann, knn
 from patchcore_lite.errors import PatchCoreError
@@ -66,7 +67,7 @@ def test_index_is_cached_per_bank():
 def test_model_with_faiss_scores_like_exact(tiny_category_ro):
     from patchcore_lite.data import good_images, test_samples
 
-    opts = dict(weights=None, resize=64, crop=0, sampling="random", progress=False)
+    opts = dict(TINY_OPTS, sampling="random")
     train = good_images(tiny_category_ro)
     test = [s.path for s in test_samples(tiny_category_ro)]
     exact = PatchCore(**opts).fit(train)

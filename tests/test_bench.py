@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import TINY_ARGS, TINY_OPTS
 
 from patchcore_lite.apps.cli import build_parser, main
 from patchcore_lite.bench import anomalib as bench_anomalib
@@ -16,14 +17,13 @@ RUN_KEYS = ("n_train n_test n_patches memory_bank_size embed_dim embed_images_pe
             "selection_seconds knn_ms_per_image predict_ms_per_image fit_seconds "
             "fit_predict_seconds peak_rss_mb fit_peak_rss_mb image_auroc pixel_auroc weights "
             "search selection coverage_vs_exact").split()
-TINY = ["--weights", "none", "--resize", "64", "--crop", "0", "--sampling", "coreset",
-        "--threads", "1"]
+ARGS = [*TINY_ARGS, "--sampling", "coreset", "--threads", "1"]
 
 
 def test_bench_tiny_writes_json_and_table(tiny_category_ro, tmp_path, capsys):
     out = tmp_path / "bench.json"
     rc = main(["bench", "--data", str(tiny_category_ro), "--sizes", "2,4", "--json", str(out),
-               *TINY])
+               *ARGS])
     assert rc == 0
     record = json.loads(out.read_text())
     assert [r["n_train"] for r in record["runs"]] == [2, 4]
@@ -45,14 +45,14 @@ def test_bench_tiny_writes_json_and_table(tiny_category_ro, tmp_path, capsys):
 @pytest.mark.parametrize("sampling", ["random", "coreset"])
 def test_coverage_against_exact_of_each_mode(tiny_category_ro, monkeypatch, sampling):
     """Random 10% covers worse than the exact greedy; the cells mode (forced here, as above
-    EXACT_UP_TO patches) within the issue's 1.1x."""
+    EXACT_UP_TO patches) within 1.1x of its coverage."""
     from patchcore_lite import sampling as sampling_module
     from patchcore_lite.data import good_images
     from patchcore_lite.model import PatchCore
 
     monkeypatch.setattr(sampling_module, "EXACT_UP_TO", 100)
     monkeypatch.setattr(sampling_module, "CELL_SIZE", 128)
-    model = PatchCore(weights=None, resize=64, crop=0, sampling=sampling, progress=False)
+    model = PatchCore(**TINY_OPTS, sampling=sampling)
     train = good_images(tiny_category_ro)
     model.fit(train)
     ratio = bench.coverage_vs_exact(model, train)

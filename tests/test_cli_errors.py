@@ -1,61 +1,32 @@
 """The command line: bad input gives exit code != 0 and one 'error:' line naming the culprit.
 
 Starting Python with torch takes 7-12 s on a small runner, so most cases call `cli.main` in
-this process, capturing stdout/stderr and printing uncaught exceptions as a traceback, as the
-interpreter would. One test always goes through `python -m patchcore_lite`; set
-PATCHCORE_LITE_TEST_SUBPROCESS=1 to run every case that way (about 5 minutes).
+this process (helpers.run_in_process), capturing stdout/stderr and printing uncaught exceptions
+as a traceback, as the interpreter would. One test always goes through `python -m
+patchcore_lite`; set PATCHCORE_LITE_TEST_SUBPROCESS=1 to run every case that way (about 5 minutes).
 Errors found before any work are the only stderr line; errors found while fitting come after
 the "model: ..." line and a progress bar, and must still be the last and only "error:" line.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
-import subprocess
-import sys
-import traceback
-import warnings
 from pathlib import Path
 
 import pytest
+from helpers import FAST, TINY_OPTS, run_in_process, run_subprocess
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 import patchcore_lite.io
 from patchcore_lite import PatchCore
-from patchcore_lite.apps.cli import main
 from patchcore_lite.data import good_images
 
-FAST = ["--weights", "none", "--resize", "64", "--crop", "0", "--sampling", "random"]
 ALL_SUBPROCESS = os.environ.get("PATCHCORE_LITE_TEST_SUBPROCESS") == "1"
 SUMMARY_KEYS = ("image_auroc pixel_auroc pro threshold f1_threshold image_f1 n_train n_test "
                 "memory_bank_size embed_dim fit_seconds predict_seconds_per_image weights "
                 "backbone layers sampling ratio k resize crop device seed").split()
-
-
-def run_subprocess(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "patchcore_lite", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
-
-
-def run_in_process(*args) -> subprocess.CompletedProcess:
-    out, err = io.StringIO(), io.StringIO()
-    formatwarning = warnings.formatwarning  # main() replaces it
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                rc = main([str(a) for a in args])
-            except SystemExit as e:  # argparse
-                rc = e.code if isinstance(e.code, int) else 1
-            except BaseException:  # what the interpreter would print
-                traceback.print_exc()
-                rc = 1
-    finally:
-        warnings.formatwarning = formatwarning
-    return subprocess.CompletedProcess(args, rc, out.getvalue(), err.getvalue())
 
 
 cli = run_subprocess if ALL_SUBPROCESS else run_in_process
@@ -84,7 +55,7 @@ def damage(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def model_file(tiny_category_ro, tmp_path_factory) -> Path:
     """A model fitted like `fit CATEGORY FAST` would, saved once for the module."""
-    model = PatchCore(weights=None, resize=64, crop=0, sampling="random", progress=False)
+    model = PatchCore(**TINY_OPTS, sampling="random")
     return model.fit(good_images(tiny_category_ro)).save(
         tmp_path_factory.mktemp("model") / "widget.pclite")
 
@@ -185,7 +156,7 @@ def test_predict_refuses_damaged_model(tiny_category_ro, model_file, tmp_path, s
 
 def test_predict_refuses_other_format_version(tiny_category_ro, tmp_path, monkeypatch):
     monkeypatch.setattr(patchcore_lite.io, "FORMAT", 0)
-    model = PatchCore(weights=None, resize=64, crop=0, sampling="random", progress=False)
+    model = PatchCore(**TINY_OPTS, sampling="random")
     old = model.fit(good_images(tiny_category_ro)).save(tmp_path / "old.pclite")
     monkeypatch.undo()
     res = cli("predict", "--model", old, tiny_category_ro / "test" / "good")

@@ -7,14 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from test_cli_errors import run_in_process
+from helpers import TINY, run_in_process
 
 from patchcore_lite import PatchCore, PatchCoreError, calibration, io
 from patchcore_lite.apps import export
 from patchcore_lite.data import good_images, walk_images
-
-TINY = dict(weights=None, resize=64, crop=0, sampling="random", sampling_ratio=0.5,
-            progress=False)
 
 
 @pytest.fixture(scope="module")

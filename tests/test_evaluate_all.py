@@ -7,8 +7,7 @@ import json
 import os
 import shutil
 
-from conftest import make_category
-from test_cli_errors import FAST, run_in_process
+from helpers import FAST, make_category, run_in_process
 
 
 def test_every_category_one_table_and_resume(tmp_path):

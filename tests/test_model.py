@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from helpers import TINY_CORESET as OPTS
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -14,8 +15,6 @@ import patchcore_lite.io
 from patchcore_lite import PatchCore, PatchCoreError, calibration
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-OPTS = dict(weights=None, resize=64, crop=0, sampling="coreset", sampling_ratio=0.25,
-            progress=False)
 
 
 def images(n, seed):

@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_OPTS as TINY
 
 from patchcore_lite import PatchCore, bank, sampling
 from patchcore_lite.data import good_images, walk_images
-
-TINY = dict(weights=None, resize=64, crop=0, progress=False)
 
 
 @pytest.fixture

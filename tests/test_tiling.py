@@ -6,15 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import FAST, TINY, run_in_process
 from PIL import Image
-from test_cli_errors import FAST, run_in_process
 
 from patchcore_lite import PatchCore, PatchCoreError, io, sampling, tiling
 from patchcore_lite.data import good_images, walk_images
 from patchcore_lite.evaluation.protocol import evaluate
-
-TINY = dict(weights=None, resize=64, crop=0, sampling="random", sampling_ratio=0.5,
-            progress=False)
 
 
 def test_tile_starts_and_boxes_by_hand():

@@ -1,7 +1,7 @@
 """What a user brings, cause by cause: output paths, generated data, model files, arguments.
 
-Each test names the cause it covers (issue 11); the CLI runs in-process through the helpers of
-test_cli_errors, one always through `python -m patchcore_lite`.
+Each test names the cause it covers; the CLI runs in-process (helpers.run_in_process), one test
+always through `python -m patchcore_lite`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli_errors import FAST, run_in_process, run_subprocess
+from helpers import FAST, TINY, run_in_process, run_subprocess
 
 from patchcore_lite import PatchCore, PatchCoreError, io
 from patchcore_lite.apps.demo import check_out
 from patchcore_lite.data import good_images
 from patchcore_lite.datasets.synth import generate
-
-TINY = dict(weights=None, resize=64, crop=0, sampling="random", sampling_ratio=0.5,
-            progress=False)
 
 
 @pytest.fixture(scope="module")

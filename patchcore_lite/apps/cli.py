@@ -44,7 +44,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of every verb (DESIGN.md sections 4 and 5)."""
+    """The parser of every verb; its flags and outputs are the public interface (README)."""
     p = Parser(prog="python -m patchcore_lite", description=__doc__)
     sub = p.add_subparsers(dest="verb", required=True)
     _data_verbs(sub)

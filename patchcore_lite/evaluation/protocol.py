@@ -116,7 +116,7 @@ def evaluate(category: str | Path, model: PatchCore | None = None, drop_suspects
 
 
 def settings(model: PatchCore, predict_seconds: float, scoring_k: int | None = None) -> dict:
-    """The rest of DESIGN.md section 4's JSON: threshold, sizes, timings and every setting."""
+    """The rest of `evaluate`'s JSON summary: threshold, sizes, timings and every setting."""
     c = model.config
     return dict(
         threshold=model.threshold,
