@@ -10,6 +10,7 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from helpers import TINY as OPTS
 from matplotlib.figure import Figure
 
 from patchcore_lite import PatchCore, backbone, data, embedding, knn, sampling
@@ -18,8 +19,6 @@ from patchcore_lite.teaching import lesson00, lesson01, lesson02, lesson03, less
 
 matplotlib.use("Agg")
 
-OPTS = dict(weights=None, resize=64, crop=0, sampling="random", sampling_ratio=0.5,
-            progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -461,7 +460,7 @@ def test_lesson05_compute(tiny_model, tiny_category_ro):
     assert tlab.image(0).shape == (64, 64, 3)
 
 
-# ---- walkthrough fixes (issue 12) -----------------------------------------------------------
+# ---- walkthrough fixes -----------------------------------------------------------------------
 
 def test_notebook_05_without_masks(tiny_category):
     """A folder without ground_truth/: pixel metrics say so, nothing crashes (TypeError before)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TINY_CORESET as OPTS
 from PIL import Image
 
 from patchcore_lite import PatchCore, PatchCoreError
@@ -21,8 +22,6 @@ from patchcore_lite.teaching import lesson06
 from patchcore_lite.teaching.checks import Verdict
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "06_live_demo.ipynb"
-OPTS = dict(weights=None, resize=64, crop=0, sampling="coreset", sampling_ratio=0.25,
-            progress=False)
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import FAST, run_in_process
 from scipy.integrate import trapezoid
 from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score
-from test_cli_errors import FAST, run_in_process
 
 from patchcore_lite.apps import evaluate_all
 from patchcore_lite.evaluation import operator

@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import FAST, run_in_process
 from matplotlib.figure import Figure
 from PIL import Image
 from scipy import ndimage
-from test_cli_errors import FAST, run_in_process
 
 from patchcore_lite import regions
 from patchcore_lite.data import resize_crop

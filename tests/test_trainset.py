@@ -9,12 +9,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_OPTS as TINY
 from PIL import Image
 
 from patchcore_lite import PatchCore, trainset
 from patchcore_lite.apps.cli import main
-
-TINY = dict(weights=None, resize=64, crop=0, progress=False)
 
 
 def test_outlier_rule_by_hand():

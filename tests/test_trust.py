@@ -19,14 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_cli_errors import FAST, run_in_process
+from helpers import FAST, TINY, run_in_process
 
 from patchcore_lite import PatchCore, PatchCoreError, io
 from patchcore_lite.apps import onnx_file
 from patchcore_lite.data import good_images, walk_images
 
-TINY = dict(weights=None, resize=64, crop=0, sampling="random", sampling_ratio=0.5,
-            progress=False)
 KEY = b"trust test key"
 
 
