@@ -201,7 +201,7 @@ def dataset(name, n=3000):
 @pytest.mark.parametrize("cell_size", [800, 1500])
 def test_fast_coreset_covers_within_10_percent_of_exact(data, cell_size):
     """The cells' bound: coverage of the fast mode <= 1.1 x the exact greedy's, 2-4 cells of
-    about 100-150 picks each (the default's cells hold 16,384 patches: 1,600 picks at 10%)."""
+    about 100-150 picks each (the default's cells hold 8,192 patches: 819 picks at 10%)."""
     x = dataset(data)
     fast = cells(x, 0.1, cell_size)
     exact = pick(x, 0.1, method="coreset-exact")
