@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, features
 
+from . import decode
 from .errors import PatchCoreError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + (
@@ -183,9 +184,12 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _open(path: str | Path) -> Image.Image:
-    """Decode a file fully, EXIF orientation applied; one-line errors naming the file."""
+def _open(path: str | Path, draft: int = 0) -> Image.Image:
+    """Decode a file fully, EXIF orientation applied; one-line errors naming the file. A JPEG
+    is decoded at 1/2, 1/4 or 1/8 scale (DCT scaling) when that still covers draft x draft."""
     with _reading(path), Image.open(path) as im:
+        if draft and im.format == "JPEG":
+            im.draft(im.mode, (draft, draft))
         im.load()
         return ImageOps.exif_transpose(im)
 
@@ -280,8 +284,12 @@ def resize_crop(x: torch.Tensor, resize: int, crop: int, nearest: bool = False) 
 
 
 def load_image(path: str | Path, resize: int, crop: int) -> torch.Tensor:
-    """Image file -> (3, S, S) float tensor in [0, 1] after resize and crop."""
-    return resize_crop(_rgb(_decode(open_image(path, None), str(path))), resize, crop)
+    """Image file -> (3, S, S) float tensor in [0, 1] after resize and crop (8-bit images are
+    resized by PIL before they become float: decode.shrink8)."""
+    raw = _raw(_open(path, draft=resize))  # (H, W, C) in the file's own dtype
+    x = decode.shrink8(raw, resize)
+    x = _rgb(torch.from_numpy(_unit(raw, str(path))).permute(2, 0, 1)) if x is None else x
+    return resize_crop(x, resize, crop)
 
 
 # ---- masks -------------------------------------------------------------------------------

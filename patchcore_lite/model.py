@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import ann, calibration, embedding, io, knn, maps, sampling, streaming, tiling
+from . import ann, calibration, decode, embedding, io, knn, maps, sampling, streaming, tiling
 from ._version import __version__
 from .backbone import FeatureExtractor, describe_weights, load_backbone, state_dict_hash
 from .config import (
@@ -50,12 +50,13 @@ class PatchCore(calibration.Calibrated):
     def __init__(self, backbone: str = "resnet18", layers=("layer2", "layer3"),
                  weights: str | None = "auto", sampling: str = "coreset",
                  sampling_ratio: float = 0.1, k: int = 1, device: str = "cpu", seed: int = 0,
-                 progress: bool = True, **options):
+                 progress: bool = True, workers: int | None = None, **options):
         self.config = Config(backbone=backbone, layers=layers, weights=weights, sampling=sampling,
                              sampling_ratio=sampling_ratio, k=k, seed=seed, **options)
         self.config.check()
         self.device = check_device(device)
         self.progress = progress
+        self.workers = workers  # decoding threads (None: decode.default_workers(), 0: none)
         self.net, self.weights_used = load_backbone(backbone, weights, seed)  # the full network
         # channels-last convolutions run ~1.4x faster on CPUs (oneDNN), and suit GPUs too
         self.extractor = FeatureExtractor(self.net, self.config.layers).to(
@@ -92,7 +93,7 @@ class PatchCore(calibration.Calibrated):
                                            1 <= batch_size <= MAX_BATCH):
             raise PatchCoreError(f"--batch-size: a whole number in [1, {MAX_BATCH}], got "
                                  f"{batch_size!r}")
-        return torch.utils.data.DataLoader(ds, batch_size=batch_size or self.config.batch_size)
+        return decode.batches(ds, batch_size or self.config.batch_size, self.workers)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) in [0, 1] -> (B, h, w, D) locally aware patch embeddings."""
