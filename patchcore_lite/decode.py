@@ -26,6 +26,13 @@ def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 1) // 2))
 
 
+def check_workers(workers: int | None) -> int | None:
+    """`workers` itself if it is None or a whole number >= 0; else an error naming --workers."""
+    if workers is not None and (not isinstance(workers, int) or workers < 0):
+        raise PatchCoreError(f"--workers: a whole number >= 0, got {workers!r}")
+    return workers
+
+
 def shrink8(raw: np.ndarray, size: int) -> torch.Tensor | None:
     """(H, W, C) uint8 pixels -> (3, size, size) float in [0, 1] resized by PIL (bilinear,
     antialiased); None for other dtypes (16-bit, float), which keep the exact float path."""
@@ -81,9 +88,7 @@ class Prefetch:
 def batches(dataset, batch_size: int, workers: int | None = None):
     """(B, 3, S, S) batches of `dataset` in order: decoded ahead by `workers` threads (None:
     default_workers()), or by the caller's thread with workers=0 (a plain DataLoader)."""
-    workers = default_workers() if workers is None else workers
-    if workers < 0:
-        raise PatchCoreError(f"--workers: must be >= 0, got {workers}")
+    workers = default_workers() if check_workers(workers) is None else workers
     if workers:
         return Prefetch(dataset, batch_size, workers)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size)

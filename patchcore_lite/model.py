@@ -56,7 +56,7 @@ class PatchCore(calibration.Calibrated):
         self.config.check()
         self.device = check_device(device)
         self.progress = progress
-        self.workers = workers  # decoding threads (None: decode.default_workers(), 0: none)
+        self.workers = decode.check_workers(workers)  # decoding threads (None: default)
         self.net, self.weights_used = load_backbone(backbone, weights, seed)  # the full network
         # channels-last convolutions run ~1.4x faster on CPUs (oneDNN), and suit GPUs too
         self.extractor = FeatureExtractor(self.net, self.config.layers).to(

@@ -91,6 +91,8 @@ def _model_verbs(sub) -> None:
     pr.add_argument("--json", default=None, help="write JSON lines here instead of stdout")
     pr.add_argument("--device", default="cpu")
     pr.add_argument("--batch-size", type=positive_int, default=16)
+    pr.add_argument("--workers", type=int, default=None, help="threads decoding images ahead "
+                    "of the backbone (default: half the CPUs; 0: none)")
     pr.add_argument("--key", default=None, help="key file of a signed model")
 
     x = sub.add_parser("export", help="export a saved model (ONNX: images -> scores, maps)")
@@ -108,6 +110,8 @@ def _model_verbs(sub) -> None:
     e.add_argument("--all", action="store_true", help="CATEGORY_DIR is a root: evaluate every "
                    "category under it into one table (resumable; needs --out)")
     e.add_argument("--jobs", type=positive_int, default=1, help="categories in parallel (--all)")
+    e.add_argument("--ray", default=None, metavar="ADDRESS", help="--all: run each category as "
+                   "a task on this Ray cluster (auto: the local one or $RAY_ADDRESS)")
     add_model_options(e)
 
 
@@ -158,6 +162,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
     if a.json:
         io.check_writable(a.json, "--json")
     model = load_any(a)
+    model.workers = a.workers
     paths = walk_images(a.images)
     thr = model.effective_threshold(a.threshold, a.sensitivity)
     scores, maps = model.predict(paths, batch_size=a.batch_size)
@@ -233,6 +238,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         model = PatchCore.load(a.model, device=a.device, key=io.read_key(a.key))
         kwargs = saved_model_options(a, model.config)
         kwargs.pop("device", None)  # already on it
+        model.workers = kwargs.pop("workers", model.workers)
     else:
         test_samples(a.category_dir)  # layout errors before the "fitting" message
         _say(f"fitting on {a.category_dir}/train/good")
@@ -254,7 +260,7 @@ def evaluate_all(a: argparse.Namespace) -> None:
     if a.model:
         raise PatchCoreError("--all: fits each category itself; it cannot take --model")
     out = Path(a.out or "runs/evaluate-all")
-    table = run_all(a.category_dir, out, model_kwargs(a), a.jobs, say=_say)
+    table = run_all(a.category_dir, out, model_kwargs(a), a.jobs, say=_say, ray=a.ray)
     text = json.dumps(table, indent=2)
     if a.json:
         io.write_text(a.json, text + "\n")

@@ -60,10 +60,12 @@ MODEL_OPTIONS = (
     Option("--tile", "tile", positive_int, None, "cut images into square tiles of this many "
            "pixels (large images, small defects)"),
     Option("--tile-overlap", "tile_overlap", finite_float, 0.25, "overlap of adjacent tiles"),
+    Option("--workers", "workers", int, None, "threads decoding images ahead of the backbone "
+           "(default: half the CPUs; 0: none)"),
 )
 
 
-SCORING_TIME = ("k", "device", "batch_size")  # options a saved model can take when it scores
+SCORING_TIME = ("k", "device", "batch_size", "workers")  # a saved model may take these
 
 
 def saved_model_options(a: argparse.Namespace, config, allowed=SCORING_TIME,
