@@ -156,7 +156,7 @@ def worker(spec: dict) -> dict:
     import torch
 
     from ..data import good_images, test_samples
-    from ..evaluation.protocol import load_masks, score_test_set
+    from ..evaluation.protocol import mask_set, score_test_set
     from ..model import PatchCore
 
     if spec.get("threads"):
@@ -177,7 +177,7 @@ def worker(spec: dict) -> dict:
     model.workers = workers
     stages = stage_ms(model, paths)
     knn_s = knn_seconds(model, model.features(paths))
-    masks = load_masks(samples, model.config.resize, model.config.crop)
+    masks = mask_set(samples, model)  # original size for tiled models
     peak = peak_rss_mb()  # before the coverage check, which embeds images again
     cover = coverage_vs_exact(model, train)
     info, n = model.info, len(paths)
