@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import decode
 from .data import resize_crop
 
 
@@ -66,6 +67,8 @@ def stitch(tile_maps: torch.Tensor, bs: list, shape: tuple[int, int], resize: in
         count[y0:y1, x0:x1] += 1
     seen = count > 0
     out = torch.where(seen, total / count.clamp(min=1), total.new_tensor(0.0))
+    if bool(seen.all()):  # no crop: every pixel is covered
+        return out
     return torch.where(seen, out, out[seen].min() if bool(seen.any()) else out)
 
 
@@ -102,8 +105,10 @@ def predict(model, ds, batch_size: int | None, progress: bool | None, k: int | N
     c = model.config
     show = model.progress if progress is None else progress
     scores, amaps = [], []
-    for i in tqdm(range(len(ds)), desc="predict tiles", unit="image", disable=not show):
-        image = ds[i]
+    workers = decode.default_workers() if model.workers is None else model.workers
+    originals = decode.ahead(ds, workers, 2) if workers else (ds[i] for i in range(len(ds)))
+    for image in tqdm(originals, total=len(ds), desc="predict tiles", unit="image",
+                      disable=not show):  # the next originals decode while this one scores
         tiles, bs = _tile_batch(model, image)
         f = _embed_tiles(model, tiles, batch_size or c.batch_size)  # (T, h, w, D)
         _, tile_maps, _ = model.score_features(f, k=k)  # (T, S, S)
