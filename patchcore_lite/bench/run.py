@@ -179,7 +179,7 @@ def worker(spec: dict) -> dict:
     knn_s = knn_seconds(model, model.features(paths))
     masks = mask_set(samples, model)  # original size for tiled models
     peak = peak_rss_mb()  # before the coverage check, which embeds images again
-    cover = coverage_vs_exact(model, train)
+    cover = coverage_vs_exact(model, train) if spec.get("coverage", True) else None
     info, n = model.info, len(paths)
     return dict(
         n_train=info["n_train"], n_test=n, n_patches=info["n_patches"],
@@ -227,6 +227,8 @@ def add_options(p) -> None:
     p.add_argument("--json", default=None, help="write the full record here")
     p.add_argument("--image-size", default=None, help="rewrite the embedded category at N "
                    "or WxH pixels first (900: MVTec-like photos; 900x2250: tall parts)")
+    p.add_argument("--no-coverage", action="store_true", help="skip the coverage check "
+                   "against the exact greedy (slow on large images)")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="run each size as a task on this Ray cluster (auto: the local one)")
     p.add_argument("--anomalib", action="store_true",
@@ -290,7 +292,8 @@ def run(a, log=print) -> dict:
         f"ratio={a.sampling_ratio} search={a.search} device={a.device}")
     tmp = Path(tempfile.mkdtemp(prefix="pclite-bench-")) / "backbone.pt" if a.anomalib else None
     specs = [dict(data=str(data), n_train=n, model=model_kwargs(a), threads=a.threads,
-                  state_dict_out=str(tmp) if tmp else None) for n in sizes]
+                  state_dict_out=str(tmp) if tmp else None, coverage=not a.no_coverage)
+             for n in sizes]
     for n, row in zip(sizes, _rows(specs, a.ray)):
         record["runs"].append(row)
         _write(a.json, record)  # a later size that fails or is stopped keeps this one
