@@ -88,3 +88,8 @@ def test_unreadable_data_is_refused_by_the_worker(tmp_path, in_process):
     job = dict(category=str(tmp_path / "elsewhere"), settings={})
     [(i, ok, message)] = list(run(evaluate_category, [job], "auto"))
     assert (i, ok) == (0, False) and "not readable on Ray node" in message
+
+
+def test_ray_without_all_is_refused(tiny_category_ro):
+    r = run_in_process("evaluate", tiny_category_ro, "--ray", "auto", *FAST)
+    assert r.returncode == 2 and "--ray" in r.stderr and "--all" in r.stderr

@@ -233,6 +233,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         io.check_writable(a.json, "--json")
     if a.all:
         return evaluate_all(a)
+    if a.ray is not None:
+        raise PatchCoreError("--ray: runs the categories of a root; use it with --all")
     model, kwargs = None, model_kwargs(a)
     if a.model:
         model = PatchCore.load(a.model, device=a.device, key=io.read_key(a.key))
