@@ -12,7 +12,6 @@ ray, `pip install 'patchcore-lite[ray]'`) installed. Each task gets a fresh work
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,7 +37,6 @@ def connect(address: str):
 
 def _call(fn: Callable, arg, threads: int) -> tuple[bool, object]:
     """Run fn(arg) on a worker: (True, result) or (False, one line saying what failed where)."""
-    os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
     torch.set_num_threads(threads)
