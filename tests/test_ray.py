@@ -93,3 +93,14 @@ def test_unreadable_data_is_refused_by_the_worker(tmp_path, in_process):
 def test_ray_without_all_is_refused(tiny_category_ro):
     r = run_in_process("evaluate", tiny_category_ro, "--ray", "auto", *FAST)
     assert r.returncode == 2 and "--ray" in r.stderr and "--all" in r.stderr
+
+
+def test_bench_sizes_as_ray_tasks(tiny_category_ro, tmp_path, in_process):
+    from patchcore_lite.apps.cli import main
+
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--data", str(tiny_category_ro), "--sizes", "2,3", "--json", str(out),
+               "--ray", "auto", "--no-coverage", *FAST, "--threads", "1"])
+    runs = json.loads(out.read_text())["runs"]
+    assert rc == 0 and [r["n_train"] for r in runs] == [2, 3]
+    assert all(r["memory_bank_size"] == round(0.1 * r["n_patches"]) for r in runs)
