@@ -6,7 +6,8 @@
    scores within 1e-2 relative, the same image AUROC within 0.002, coreset and kNN on the GPU
    against the CPU on the same features. 2. Throughput (images/s, resnet18 at 224 px, 10% bank):
    backbone + embedding alone, and end to end (+ exact 1-NN, map, blur) on batches already on
-   the GPU, fp32 and TF32. Prints a table and exits non-zero on a failed check. `--device cpu`
+   the GPU, fp32 and TF32; predict from image files with and without --workers decoding
+   threads. Prints a table and exits non-zero on a failed check. `--device cpu`
    runs the same script on the CPU (a smoke test, with small sizes).
 """
 
@@ -23,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from patchcore_lite import PatchCore, sampling  # noqa: E402
+from patchcore_lite import PatchCore, decode, sampling  # noqa: E402
 from patchcore_lite.data import good_images, load_image, test_samples  # noqa: E402
 
 # Only torch, torchvision, numpy and the kit's core (PIL, safetensors, tqdm) are imported, so the
@@ -90,6 +91,16 @@ def throughput(model: PatchCore, batch: torch.Tensor, repeats: int, full: bool) 
     return repeats * len(batch) / (time.perf_counter() - t)
 
 
+def files_per_s(model: PatchCore, paths: list, workers: int) -> float:
+    """Images per second of predict from image files (decoding included) with `workers`
+    decoding threads (0: decoding and compute take turns)."""
+    model.workers = workers
+    model.predict(paths[:2])  # warm-up
+    t0 = time.perf_counter()
+    model.predict(paths)
+    return len(paths) / (time.perf_counter() - t0)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=None, help="category folder (default: a generated random "
@@ -99,6 +110,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--workers", type=int, default=None, help="decoding threads of predict "
+                    "from files (default: half the CPUs)")
     a = ap.parse_args()
     dev = torch.device(a.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -137,6 +150,8 @@ def main() -> int:
         tag = "tf32" if tf32 else "fp32"
         out[f"embed_images_per_s_{tag}"] = throughput(gpu, batch, a.repeats, full=False)
         out[f"end_to_end_images_per_s_{tag}"] = throughput(gpu, batch, a.repeats, full=True)
+    for w in sorted({0, a.workers if a.workers is not None else decode.default_workers()}):
+        out[f"files_images_per_s_workers{w}"] = files_per_s(gpu, paths, w)
     out["ok"] = bool(ok)
     for k, v in out.items():
         print(f"{k:32s} {v:.4f}" if isinstance(v, float) else f"{k:32s} {v}")

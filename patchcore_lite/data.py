@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, features
 
+from . import decode
 from .errors import PatchCoreError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff") + (
@@ -193,9 +194,12 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _open(path: str | Path) -> Image.Image:
-    """Decode a file fully, EXIF orientation applied; one-line errors naming the file."""
+def _open(path: str | Path, draft: int = 0) -> Image.Image:
+    """Decode a file fully, EXIF orientation applied; one-line errors naming the file. A JPEG
+    is decoded at 1/2, 1/4 or 1/8 scale (DCT scaling) when that still covers draft x draft."""
     with _reading(path), Image.open(path) as im:
+        if draft and im.format == "JPEG":
+            im.draft(im.mode, (draft, draft))
         im.load()
         return ImageOps.exif_transpose(im)
 
@@ -296,48 +300,12 @@ def resize_crop(x: torch.Tensor, resize: int, crop: int, nearest: bool = False) 
 
 
 def load_image(path: str | Path, resize: int, crop: int) -> torch.Tensor:
-    """Image file -> (3, S, S) float tensor in [0, 1] after resize and crop."""
-    return resize_crop(_rgb(_decode(open_image(path, None), str(path))), resize, crop)
-
-
-# ---- masks -------------------------------------------------------------------------------
-def load_mask(sample: Sample, resize: int, crop: int) -> torch.Tensor:
-    """Ground-truth mask -> (S, S) bool: any non-zero pixel is defect; all False if no mask."""
-    if sample.mask is None:
-        w, h = (crop or resize,) * 2 if resize else _oriented_size(sample.path)
-        return torch.zeros(h, w, dtype=torch.bool)
-    mask, image_size = _open(sample.mask), _oriented_size(sample.path)
-    if mask.size != image_size:
-        raise PatchCoreError(f"{sample.mask}: mask size {mask.size} differs from its image "
-                             f"{Path(sample.path).name} {image_size}")
-    m = torch.from_numpy(_defect_pixels(_raw(mask), sample.mask))[None].float()  # (1, H, W)
-    return resize_crop(m, resize, crop, nearest=True)[0] > 0.5
-
-
-def _defect_pixels(a: np.ndarray, where: str | Path) -> np.ndarray:
-    """(H, W, C) raw mask -> (H, W) bool. Transparent pixels are background; a mask whose
-    colour is black everywhere but whose alpha varies is read from its alpha channel."""
-    if not _is_binary(a):
-        warnings.warn(f"{where}: mask is not binary (more than two distinct values); every "
-                      "non-zero pixel counts as defect", stacklevel=3)
-    if a.shape[-1] in (2, 4):
-        colour, alpha = a[..., :-1], a[..., -1]
-        if not colour.any() and alpha.min() != alpha.max():
-            return alpha != 0
-        return colour.any(-1) & (alpha != 0)
-    return a.any(-1)
-
-
-def _is_binary(a: np.ndarray) -> bool:
-    """At most two distinct pixel values (a pixel = all its channels), in a few linear passes."""
-    flat = a.reshape(-1, a.shape[-1])  # (H * W, C)
-    if len(flat) == 0:
-        return True
-    other = (flat != flat[0]).any(1)
-    if not other.any():
-        return True
-    second = flat[other.argmax()]
-    return not (other & (flat != second).any(1)).any()
+    """Image file -> (3, S, S) float tensor in [0, 1] after resize and crop (8-bit images are
+    resized by PIL before they become float: decode.shrink8)."""
+    raw = _raw(_open(path, draft=resize))  # (H, W, C) in the file's own dtype
+    x = decode.shrink8(raw, resize)
+    x = _rgb(torch.from_numpy(_unit(raw, str(path))).permute(2, 0, 1)) if x is None else x
+    return resize_crop(x, resize, crop)
 
 
 # ---- in-memory inputs --------------------------------------------------------------------

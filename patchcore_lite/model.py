@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import ConcatDataset
 from tqdm.auto import tqdm
 
-from . import bank, calibration, embedding, io, knn, maps, tiling, trainset
+from . import bank, calibration, decode, embedding, io, knn, maps, tiling, trainset
 from ._version import __version__
 from .backbone import FeatureExtractor, describe_weights, load_backbone, state_dict_hash
 from .config import (
@@ -37,12 +37,14 @@ class PatchCore(calibration.Calibrated):
     def __init__(self, backbone: str = Config.backbone, layers=Config.layers,
                  weights: str | None = Config.weights, sampling: str = Config.sampling,
                  sampling_ratio: float = Config.sampling_ratio, k: int = Config.k,
-                 device: str = "cpu", seed: int = Config.seed, progress: bool = True, **options):
+                 device: str = "cpu", seed: int = Config.seed, progress: bool = True,
+                 workers: int | None = None, **options):
         self.config = Config(backbone=backbone, layers=layers, weights=weights, sampling=sampling,
                              sampling_ratio=sampling_ratio, k=k, seed=seed, **options)
         self.config.check()
         self.device = check_device(device)
         self.progress = progress
+        self.workers = decode.check_workers(workers)  # decoding threads (None: default)
         self.net, self.weights_used = load_backbone(backbone, weights, seed)  # the full network
         # channels-last convolutions run ~1.4x faster on CPUs (oneDNN), and suit GPUs too
         self.extractor = FeatureExtractor(self.net, self.config.layers).to(
@@ -70,7 +72,7 @@ class PatchCore(calibration.Calibrated):
         ds = images if isinstance(images, torch.utils.data.Dataset) else ImageSet(
             images, self.config.resize, self.config.crop)
         check_batch_size(batch_size)
-        return torch.utils.data.DataLoader(ds, batch_size=batch_size or self.config.batch_size)
+        return decode.batches(ds, batch_size or self.config.batch_size, self.workers)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) in [0, 1] -> (B, h, w, D) locally aware patch embeddings."""
@@ -81,17 +83,13 @@ class PatchCore(calibration.Calibrated):
                  progress: bool | None = None) -> torch.Tensor:
         """All patch embeddings of `images`: (N, h, w, D), written into one preallocated tensor."""
         loader, out, n = self.loader(images, batch_size), None, 0
-        for x in self._bar(loader, desc, progress):
+        for x in _bar(loader, desc, self.progress if progress is None else progress):
             f = self.embed(x)  # (B, h, w, D)
             if out is None:
                 out = torch.empty((len(loader.dataset), *f.shape[1:]), device=f.device)
             out[n:n + len(f)] = f
             n += len(f)
         return out
-
-    def _bar(self, loader, desc: str, progress: bool | None):
-        show = self.progress if progress is None else progress
-        return tqdm(loader, desc=desc, disable=not show, unit="batch")
 
     # ---- fit ---------------------------------------------------------------------------
     def fit(self, images, drop_suspects: bool = False) -> PatchCore:
@@ -216,12 +214,13 @@ class PatchCore(calibration.Calibrated):
             raise PatchCoreError("model: call fit() (or PatchCore.load) before predict()")
         check_bank_size(len(self.bank.patches), k or self.config.k, self.config)
         if self.config.tile:
-            show = self.progress if progress is None else progress
             return tiling.predict(self.embed, lambda f: self.score_features(f, k=k)[1],
                                   self._dataset(images, 1), self.config,
-                                  batch_size or self.config.batch_size, show)
+                                  batch_size or self.config.batch_size,
+                                  self.progress if progress is None else progress, self.workers)
         scores, amaps, patches = [], [], []
-        for x in self._bar(self.loader(images, batch_size), "predict", progress):
+        for x in _bar(self.loader(images, batch_size), "predict",
+                      self.progress if progress is None else progress):
             s, m, p = self.score_features(self.embed(x), k=k)
             scores.append(s.cpu())
             amaps.append(m.cpu())
@@ -281,3 +280,7 @@ class PatchCore(calibration.Calibrated):
                     train_images=self.bank.train_images if self.bank else [],
                     info=self.info, version=__version__)
 
+
+def _bar(loader, desc: str, show: bool):
+    """A progress bar over batches."""
+    return tqdm(loader, desc=desc, disable=not show, unit="batch")

@@ -1,7 +1,8 @@
 """The one table of model options shared by `fit`, `evaluate` and `bench`, derived from `Config`.
 
 Each row: flag, PatchCore keyword, type, default, help. A model setting is added once, as a
-`Config` field (config.py); only the device, which is not part of a model, is added here.
+`Config` field (config.py); only the device and the decoding threads, which are not part of a
+model, are added here.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ def _row(f) -> Option:
     return Option(flag(f.name), f.name, f.metadata["type"], default, f.metadata["help"])
 
 
-MODEL_OPTIONS = tuple(_row(f) for f in fields(Config)) + (
-    Option("--device", "device", str, "cpu", "cpu, cuda or cuda:N"),)
+MODEL_OPTIONS = tuple(_row(f) for f in fields(Config)) + (  # and what is not part of a model:
+    Option("--device", "device", str, "cpu", "cpu, cuda or cuda:N"),
+    Option("--workers", "workers", int, None, "threads decoding images ahead of the backbone "
+           "(default: half the CPUs; 0: none)"))
 
 
 class Given(argparse.Action):
@@ -41,7 +44,7 @@ class Given(argparse.Action):
         namespace.given = getattr(namespace, "given", frozenset()) | {self.dest}
 
 
-SCORING_TIME = ("k", "device", "batch_size")  # options a saved model can take when it scores
+SCORING_TIME = ("k", "device", "batch_size", "workers")  # what a saved model may change
 
 
 def saved_model_options(a: argparse.Namespace, config, allowed=SCORING_TIME,

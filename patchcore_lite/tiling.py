@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import decode
 from .data import resize_crop
 from .errors import PatchCoreError
 
@@ -71,6 +72,8 @@ def average(total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     the lowest covered value."""
     seen = count > 0
     out = torch.where(seen, total / count.clamp(min=1), total.new_tensor(0.0))
+    if bool(seen.all()):  # no crop: every pixel is covered
+        return out
     return torch.where(seen, out, out[seen].min() if bool(seen.any()) else out)
 
 
@@ -120,13 +123,17 @@ def features(embed: Embed, ds, c, progress: bool = True) -> tuple[torch.Tensor, 
     return torch.cat(feats), torch.tensor(owner), lay
 
 
-def predict(embed: Embed, score, ds, c, batch_size: int, progress: bool = True):
+def predict(embed: Embed, score, ds, c, batch_size: int, progress: bool = True,
+            workers: int | None = 0):
     """Image scores (N,) and stitched maps at the original sizes: one (N, H, W) array when every
     image has the same size, else a list of (H_i, W_i) arrays. Score = max of the stitched map.
-    `score` maps (B, h, w, D) features to (B, S, S) tile maps; tiles go batch by batch."""
+    `score` maps (B, h, w, D) features to (B, S, S) tile maps; tiles go batch by batch while
+    `workers` threads decode the next originals (None: decode.default_workers())."""
+    workers = decode.default_workers() if workers is None else workers
     scores, amaps = [], []
-    for i in tqdm(range(len(ds)), desc="predict tiles", unit="image", disable=not progress):
-        image = ds[i]  # (3, H, W)
+    originals = decode.ahead(ds, workers, 2) if workers else (ds[i] for i in range(len(ds)))
+    for image in tqdm(originals, total=len(ds), desc="predict tiles", unit="image",
+                      disable=not progress):  # the next originals decode while this one scores
         shape = tuple(image.shape[-2:])
         bs = layout(shape, c)
         total = torch.zeros(shape)  # (H, W) sums of tile maps, and how many cover each pixel

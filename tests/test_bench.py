@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from helpers import TINY_ARGS, TINY_OPTS
 
@@ -16,7 +17,8 @@ from patchcore_lite.errors import PatchCoreError
 RUN_KEYS = ("n_train n_test n_patches memory_bank_size embed_dim embed_images_per_s "
             "selection_seconds knn_ms_per_image predict_ms_per_image fit_seconds "
             "fit_predict_seconds peak_rss_mb fit_peak_rss_mb image_auroc pixel_auroc weights "
-            "search selection coverage_vs_exact").split()
+            "search selection coverage_vs_exact decode_ms_per_image backbone_ms_per_image "
+            "predict_no_workers_ms_per_image").split()
 ARGS = [*TINY_ARGS, "--sampling", "coreset", "--threads", "1"]
 
 
@@ -113,3 +115,19 @@ def test_ratios_without_their_selection_keep_only_predict():
     r = bench_anomalib.ratios(ours, theirs)
     assert r["predict_ratio"] == 0.5
     assert r["selection_speedup"] is r["coverage_ratio"] is r["auroc_diff"] is None
+
+
+def test_tall_images_cut_into_three_tiles(tiny_category_ro, tmp_path):
+    from PIL import Image
+
+    from patchcore_lite.bench.sets import scaled_copy
+
+    tall = scaled_copy(tiny_category_ro, tmp_path / "tall", 64, 160)  # 2.5:1
+    masks = list((tall / "ground_truth").rglob("*.png"))
+    assert masks and all(Image.open(p).size == (64, 160) for p in tall.rglob("*.png"))
+    assert set(np.unique(np.asarray(Image.open(masks[0])))) <= {0, 255}  # masks stay binary
+    spec = dict(data=str(tall), n_train=3, threads=1, model=dict(
+        weights="none", resize=64, crop=0, sampling="random", tile=64))
+    row = bench.worker(spec)
+    assert row["n_tiles_per_image"] == 3  # starts 0, 48, 96: no crop, 25% overlap
+    assert row["decode_ms_per_image"] > 0 and row["backbone_ms_per_image"] > 0

@@ -26,12 +26,12 @@ from patchcore_lite.data import (
     Sample,
     list_images,
     load_image,
-    load_mask,
     open_image,
     to_tensor,
     walk_images,
 )
 from patchcore_lite.errors import PatchCoreError
+from patchcore_lite.masks import load_mask
 
 PROPS = settings(deadline=None, derandomize=True, max_examples=20,
                  suppress_health_check=[HealthCheck.function_scoped_fixture])

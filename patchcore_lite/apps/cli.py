@@ -97,6 +97,8 @@ def _model_verbs(sub) -> None:
     pr.add_argument("--json", default=None, help="write JSON lines here instead of stdout")
     pr.add_argument("--device", default="cpu")
     pr.add_argument("--batch-size", type=positive_int, default=16)
+    pr.add_argument("--workers", type=int, default=None, help="threads decoding images ahead "
+                    "of the backbone (default: half the CPUs; 0: none)")
     pr.add_argument("--key", default=None, help="key file of a signed model")
     pr.add_argument("--min-area", type=non_negative_int, default=DEFAULT_MIN_AREA,
                     help="drop defect regions smaller than this many pixels (the region of "
@@ -119,6 +121,8 @@ def _model_verbs(sub) -> None:
     e.add_argument("--jobs", type=positive_int, default=1, help="categories in parallel (--all)")
     e.add_argument("--drop-suspects", action="store_true", help="when fitting: fit again "
                    "without suspect training images")
+    e.add_argument("--ray", default=None, metavar="ADDRESS", help="--all: run each category as "
+                   "a task on this Ray cluster (auto: the local one or $RAY_ADDRESS)")
     add_model_options(e)
 
 
@@ -186,6 +190,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
     if a.out:
         io.check_folder(a.out, "--out")
     model = load_any(a)
+    model.workers = a.workers
     paths = walk_images(a.images)
     for p in paths if a.out else ():  # every overlay's place, before the first image is scored
         io.check_writable(Path(a.out) / overlay_name(p), "--out")
@@ -270,11 +275,14 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         _check_report_paths(Path(a.out), Path(a.category_dir).name, a.all)
     if a.all:
         return evaluate_all(a)
+    if a.ray is not None:
+        raise PatchCoreError("--ray: runs the categories of a root; use it with --all")
     model, kwargs = None, model_kwargs(a)
     if a.model:
         model = PatchCore.load(a.model, device=a.device, key=io.read_key(a.key))
         kwargs = saved_model_options(a, model.config)
         kwargs.pop("device", None)  # already on it
+        model.workers = kwargs.pop("workers", model.workers)
     else:
         test_samples(a.category_dir)  # layout errors before the "fitting" message
         _say(f"fitting on {a.category_dir}/train/good")
@@ -308,7 +316,7 @@ def evaluate_all(a: argparse.Namespace) -> None:
     if a.model:
         raise PatchCoreError("--all: fits each category itself; it cannot take --model")
     out = Path(a.out or "runs/evaluate-all")
-    table = run_all(a.category_dir, out, model_kwargs(a), a.jobs, say=_say)
+    table = run_all(a.category_dir, out, model_kwargs(a), a.jobs, say=_say, ray=a.ray)
     text = json.dumps(table, indent=2)
     if a.json:
         io.write_text(a.json, text + "\n")

@@ -23,6 +23,7 @@ from .. import io
 from ..errors import PatchCoreError
 from ..options import option_args
 
+NOT_IN_KEY = ("workers",)  # settings that change the speed, never the result
 MEAN_KEYS = ("image_auroc", "pixel_auroc", "pro", "image_f1", "false_alarms_per_1000",
              "misses_per_100", "good_flagged_at_full_recall", "aupimo", "fit_seconds",
              "predict_seconds_per_image")
@@ -52,7 +53,8 @@ def categories(root: str | Path, say=print) -> list[Path]:
 
 def fingerprint(cat: Path, settings: dict) -> str:
     """Key of a result: the settings and every file of the category (name, size, mtime)."""
-    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    kept = {k: v for k, v in settings.items() if k not in NOT_IN_KEY}
+    h = hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode())
     for p in sorted(cat.rglob("*")):
         if p.is_file():
             st = p.stat()
@@ -72,10 +74,15 @@ def _run_one(cat: Path, settings: dict, state: Path, threads: int) -> dict:
         last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise PatchCoreError(f"{cat}: evaluation failed: {last}")
     result = json.loads(out.read_text())
-    io.write_text(state / f"{cat.name}.key.json",
-                  json.dumps(dict(key=fingerprint(cat, settings), result=result)))
+    _save(cat, settings, state, result)
     out.unlink()
     return result
+
+
+def _save(cat: Path, settings: dict, state: Path, result: dict) -> None:
+    """Keep a category's result with its key (the driver writes it, whichever ran it)."""
+    io.write_text(state / f"{cat.name}.key.json",
+                  json.dumps(dict(key=fingerprint(cat, settings), result=result)))
 
 
 def _cached(cat: Path, settings: dict, state: Path) -> dict | None:
@@ -87,6 +94,40 @@ def _cached(cat: Path, settings: dict, state: Path) -> dict | None:
     return saved["result"] if saved.get("key") == fingerprint(cat, settings) else None
 
 
+def _said(name: str, r: dict, say) -> None:
+    say(f"{name}: image AUROC {r['image_auroc']}, pixel AUROC {r['pixel_auroc']}")
+
+
+def _run_ray(todo: list[Path], settings: dict, state: Path, address: str, say) -> dict:
+    """Each category as a Ray task; results saved by this process as they come. Like --jobs, a
+    failed category leaves the others to finish (and be saved), then its error is raised."""
+    from .ray_runner import evaluate_category, run
+
+    jobs = [dict(category=str(c.resolve()), settings=settings) for c in todo]
+    results, failed = {}, {}
+    for i, ok, value in run(evaluate_category, jobs, address):
+        if ok:
+            _save(todo[i], settings, state, value)
+            results[todo[i].name] = value
+            _said(todo[i].name, value, say)
+        else:
+            failed[i] = value
+    if failed:
+        i = min(failed)  # the first in category order, as --jobs reports it
+        raise PatchCoreError(f"{todo[i]}: evaluation failed: {failed[i]}")
+    return results
+
+
+def _run_local(todo: list[Path], settings: dict, state: Path, jobs: int, say) -> dict:
+    """Each category in its own process, `jobs` at a time, the CPU threads shared out."""
+    threads, results = max(1, (os.cpu_count() or 1) // jobs), {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for c, r in zip(todo, pool.map(lambda c: _run_one(c, settings, state, threads), todo)):
+            results[c.name] = r
+            _said(c.name, r, say)
+    return results
+
+
 def mean_row(results: dict[str, dict]) -> dict:
     """Mean of each figure over the categories that have it (None where none has)."""
     out = {}
@@ -96,8 +137,10 @@ def mean_row(results: dict[str, dict]) -> dict:
     return dict(out, n_categories=len(results))
 
 
-def run_all(root, out: str | Path, settings: dict, jobs: int = 1, say=print) -> dict:
-    """Every category's result (fresh or resumed) and the mean; writes out/index.html too."""
+def run_all(root, out: str | Path, settings: dict, jobs: int = 1, say=print,
+            ray: str | None = None) -> dict:
+    """Every category's result (fresh or resumed) and the mean; writes out/index.html too.
+    ray=ADDRESS runs each category as a task on that Ray cluster instead of `jobs` processes."""
     if jobs < 1:
         raise PatchCoreError(f"--jobs: must be >= 1, got {jobs}")
     cats, state = categories(root, say), Path(out) / "state"
@@ -105,11 +148,10 @@ def run_all(root, out: str | Path, settings: dict, jobs: int = 1, say=print) -> 
     results = {c.name: r for c in cats if (r := _cached(c, settings, state)) is not None}
     todo = [c for c in cats if c.name not in results]
     say(f"evaluate --all: {len(cats)} categories, {len(results)} already done, {len(todo)} to run")
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for c, r in zip(todo, pool.map(lambda c: _run_one(c, settings, state, threads), todo)):
-            results[c.name] = r
-            say(f"{c.name}: image AUROC {r['image_auroc']}, pixel AUROC {r['pixel_auroc']}")
+    if todo and ray is not None:
+        results.update(_run_ray(todo, settings, state, ray, say))
+    elif todo:
+        results.update(_run_local(todo, settings, state, jobs, say))
     table = dict(categories={c.name: results[c.name] for c in cats}, mean=mean_row(results))
     write_table(Path(out) / "index.html", table)
     return table

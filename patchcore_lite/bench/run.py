@@ -32,8 +32,11 @@ COLUMNS = (  # (JSON key, header, format)
     ("selection", "selection", "{}"),
     ("selection_seconds", "select s", "{:.2f}"),
     ("coverage_vs_exact", "cover/exact", "{:.3f}"),
+    ("decode_ms_per_image", "decode ms/img", "{:.1f}"),
+    ("backbone_ms_per_image", "backbone ms/img", "{:.1f}"),
     ("knn_ms_per_image", "kNN ms/img", "{:.1f}"),
     ("predict_ms_per_image", "predict ms/img", "{:.1f}"),
+    ("predict_no_workers_ms_per_image", "no workers", "{:.1f}"),
     ("fit_seconds", "fit s", "{:.1f}"),
     ("fit_predict_seconds", "fit+pred s", "{:.1f}"),
     ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
@@ -102,12 +105,14 @@ def bench_data(data: str | None, category: str | None, sizes: list[int], n_test:
 # ---- one size, in a subprocess ------------------------------------------------------------------
 
 def knn_seconds(model, feats) -> float:
-    """Time of the nearest-neighbour search alone for test features (N, h, w, D)."""
-    from .. import ann, knn
+    """Time of the nearest-neighbour search alone for test features (N, h, w, D), as predict
+    runs it (the exact search with the bank's cached bound; faiss indexing the bank)."""
+    from .. import ann
 
-    search = ann.knn if model.config.search == "faiss" else knn.knn
     q = feats.reshape(-1, feats.shape[-1])
-    return timed(search, q, model.bank.patches, model.config.k)[1]
+    if model.config.search == "faiss":
+        return timed(ann.knn, q, model.bank.patches, model.config.k)[1]
+    return timed(model.nearest, q, model.config.k)[1]
 
 
 def coverage_vs_exact(model, train: list) -> float | None:
@@ -128,12 +133,33 @@ def coverage_vs_exact(model, train: list) -> float | None:
     return sampling.coverage(x, picks) / sampling.coverage(x, exact)
 
 
+def stage_ms(model, paths: list) -> dict:
+    """Decoding alone (one thread) and backbone + embedding alone (images already decoded),
+    ms per test image; a tiled model's backbone figure covers all tiles of an image."""
+    import torch
+
+    from .. import tiling
+    from ..data import ImageSet
+
+    tile = model.config.tile
+    ds = ImageSet(paths, 0 if tile else model.config.resize, 0 if tile else model.config.crop)
+    decoded, decode_s = timed(lambda: [ds[i] for i in range(len(ds))])
+    batches = ([tiling._tile_batch(model, x)[0] for x in decoded] if tile else
+               list(torch.stack(decoded).split(model.config.batch_size)))
+    with torch.inference_mode():
+        model.embed(batches[0][:1])  # warm-up
+        _, embed_s = timed(lambda: [model.embed(b) for b in batches])
+    n = len(paths)
+    return dict(decode_ms_per_image=1000 * decode_s / n, backbone_ms_per_image=1000 * embed_s / n,
+                n_tiles_per_image=sum(len(b) for b in batches) / n if tile else None)
+
+
 def worker(spec: dict) -> dict:
     """Fit on the first n_train good images and score the test set; timings, memory, AUROC."""
     import torch
 
     from ..data import good_images, test_samples
-    from ..evaluation.protocol import load_masks, score_test_set
+    from ..evaluation.protocol import mask_set, score_test_set
     from ..model import PatchCore
 
     if spec.get("threads"):
@@ -148,11 +174,17 @@ def worker(spec: dict) -> dict:
     paths = [s.path for s in samples]
     _, fit_s = timed(model.fit, train)
     fit_rss = peak_rss_mb()
+    if model.bank.patches.device.type == "cpu":
+        model.bank_bound()  # computed once per model: not part of either predict timing
+    workers, model.workers = model.workers, 0
+    _, serial_s = timed(model.predict, paths)
+    model.workers = workers
     (scores, amaps), predict_s = timed(model.predict, paths)
+    stages = stage_ms(model, paths)
     knn_s = knn_seconds(model, model.features(paths))
-    masks = load_masks(samples, model.config.resize, model.config.crop)
+    masks = mask_set(samples, model)  # original size for tiled models
     peak = peak_rss_mb()  # before the coverage check, which embeds images again
-    cover = coverage_vs_exact(model, train)
+    cover = coverage_vs_exact(model, train) if spec.get("coverage", True) else None
     info, n = model.info, len(paths)
     return dict(
         n_train=info["n_train"], n_test=n, n_patches=info["n_patches"],
@@ -162,6 +194,7 @@ def worker(spec: dict) -> dict:
         selection=info.get("selection"), coverage_vs_exact=cover,
         streamed=info.get("streamed", False),
         knn_ms_per_image=1000 * knn_s / n, predict_ms_per_image=1000 * predict_s / n,
+        predict_no_workers_ms_per_image=1000 * serial_s / n, **stages,
         fit_seconds=fit_s, predict_seconds=predict_s, fit_predict_seconds=fit_s + predict_s,
         peak_rss_mb=peak, fit_peak_rss_mb=fit_rss, baseline_rss_mb=base_rss,
         **{k: v for k, v in score_test_set(samples, scores, amaps, masks).items()
@@ -197,12 +230,34 @@ def add_options(p) -> None:
     p.add_argument("--n-test", type=int, default=80, help="test images of the embedded set")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--json", default=None, help="write the full record here")
+    p.add_argument("--image-size", default=None, help="rewrite the embedded category at N "
+                   "or WxH pixels first (900: MVTec-like photos; 900x2250: tall parts)")
+    p.add_argument("--no-coverage", action="store_true", help="skip the coverage check "
+                   "against the exact greedy (slow on large images)")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run each size as a task on this Ray cluster (auto: the local one)")
     p.add_argument("--anomalib", action="store_true",
                    help="also run anomalib's PatchCore (installed into its own venv)")
     p.add_argument("--anomalib-venv", default=".bench-venv-anomalib")
     p.add_argument("--anomalib-max-size", type=int, default=50,
                    help="largest training set anomalib selects its own coreset for (about 2 min "
                         "at 50 images on 2 cores, 30 at 200); above it, only its predict time")
+
+
+def _rows(specs: list[dict], ray: str | None):
+    """Each size's result, in order: fresh subprocesses here, or tasks on a Ray cluster."""
+    if ray is None:
+        yield from map(run_size, specs)
+        return
+    from ..apps.ray_runner import run
+
+    done = {}
+    for i, ok, value in run(worker, specs, ray, threads=specs[0]["threads"] or 1):
+        if not ok:
+            raise PatchCoreError(f"bench: the run with {specs[i]['n_train']} training images "
+                                 f"failed on Ray: {value}")
+        done[i] = value
+    yield from (done[i] for i in range(len(specs)))
 
 
 def command_line(a) -> str:
@@ -232,15 +287,20 @@ def run(a, log=print) -> dict:
 
         check_comparable(a)
     data = bench_data(a.data, a.category, sizes, a.n_test, a.seed)
+    if a.image_size:
+        from .sets import parse_shape, scaled_copy
+
+        w, h = parse_shape(a.image_size)
+        data = scaled_copy(data, data.parent / f"{data.name}-{w}x{h}", w, h)
     record = dict(command=command_line(a), data=str(data), sizes=sizes, machine=machine(),
                   settings=model_kwargs(a), runs=[])
     log(f"bench: {data}, sizes {sizes}, {a.backbone} weights={a.weights} sampling={a.sampling} "
         f"ratio={a.sampling_ratio} search={a.search} device={a.device}")
     tmp = Path(tempfile.mkdtemp(prefix="pclite-bench-")) / "backbone.pt" if a.anomalib else None
-    for n in sizes:
-        spec = dict(data=str(data), n_train=n, model=model_kwargs(a), threads=a.threads,
-                    state_dict_out=str(tmp) if tmp else None)
-        row = run_size(spec)
+    specs = [dict(data=str(data), n_train=n, model=model_kwargs(a), threads=a.threads,
+                  state_dict_out=str(tmp) if tmp else None, coverage=not a.no_coverage)
+             for n in sizes]
+    for n, row in zip(sizes, _rows(specs, a.ray)):
         record["runs"].append(row)
         _write(a.json, record)  # a later size that fails or is stopped keeps this one
         log(f"  {n} images: fit {row['fit_seconds']:.1f} s, predict "

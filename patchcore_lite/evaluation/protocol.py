@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Sample, good_images, load_mask, test_samples
+from ..data import Sample, good_images, test_samples
+from ..masks import load_mask
 from ..model import PatchCore
 from . import metrics
 from .operator import operator_metrics

@@ -12,8 +12,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
-from ..data import Sample, load_image, load_mask, test_samples
+from ..data import Sample, load_image, test_samples
 from ..evaluation import plots
+from ..masks import load_mask
 from .checks import Verdict, choice, number
 from .view import View, array, compare, defect_types, first_of_each, live, sample_name, table
 

@@ -17,8 +17,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 from .. import knn, sampling
-from ..data import good_images, load_mask, test_samples
+from ..data import good_images, test_samples
 from ..evaluation import metrics
+from ..masks import load_mask
 from .checks import Verdict, choice, close, number
 from .view import View, array, first_of_each, fmt, live, pca, table, weights_label
 

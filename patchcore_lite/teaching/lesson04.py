@@ -15,8 +15,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from .. import maps
-from ..data import Sample, load_image, load_mask, test_samples
+from ..data import Sample, load_image, test_samples
 from ..evaluation import plots
+from ..masks import load_mask
 from .checks import Verdict, choice, close, exact, ints, number
 from .view import Interactive, View, array, compare, live, plotly_title, sample_name
 

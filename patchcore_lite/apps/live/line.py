@@ -137,7 +137,8 @@ class LiveDemo:
 
     def _inspect(self, sample, index: int, image: Image.Image | None = None) -> Inspection:
         """Score one image, draw it (image | overlay) and remember it."""
-        from ...data import load_mask, open_image, resize_crop, to_tensor
+        from ...data import open_image, resize_crop, to_tensor
+        from ...masks import load_mask
 
         c = self.model.config
         try:
