@@ -32,7 +32,7 @@ def cluster():
 @pytest.fixture
 def in_process(monkeypatch):
     """Ray tasks run one by one in this process (the driver's logic, without a cluster)."""
-    from patchcore_lite.apps import ray_runner
+    from patchcore_lite.bench import ray_runner
 
     def run(fn, args, address, threads=1):
         for i, a in enumerate(args):
@@ -83,7 +83,7 @@ def test_driver_state_and_errors_without_a_cluster(tmp_path, in_process):
 
 
 def test_unreadable_data_is_refused_by_the_worker(tmp_path, in_process):
-    from patchcore_lite.apps.ray_runner import evaluate_category, run
+    from patchcore_lite.bench.ray_runner import evaluate_category, run
 
     job = dict(category=str(tmp_path / "elsewhere"), settings={})
     [(i, ok, message)] = list(run(evaluate_category, [job], "auto"))

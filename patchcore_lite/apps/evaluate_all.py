@@ -101,7 +101,7 @@ def _said(name: str, r: dict, say) -> None:
 def _run_ray(todo: list[Path], settings: dict, state: Path, address: str, say) -> dict:
     """Each category as a Ray task; results saved by this process as they come. Like --jobs, a
     failed category leaves the others to finish (and be saved), then its error is raised."""
-    from .ray_runner import evaluate_category, run
+    from ..bench.ray_runner import evaluate_category, run
 
     jobs = [dict(category=str(c.resolve()), settings=settings) for c in todo]
     results, failed = {}, {}

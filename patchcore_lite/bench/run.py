@@ -249,7 +249,7 @@ def _rows(specs: list[dict], ray: str | None):
     if ray is None:
         yield from map(run_size, specs)
         return
-    from ..apps.ray_runner import run
+    from .ray_runner import run
 
     done = {}
     for i, ok, value in run(worker, specs, ray, threads=specs[0]["threads"] or 1):
