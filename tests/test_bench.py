@@ -18,6 +18,7 @@ RUN_KEYS = ("n_train n_test n_patches memory_bank_size embed_dim embed_images_pe
             "selection_seconds knn_ms_per_image predict_ms_per_image fit_seconds "
             "fit_predict_seconds peak_rss_mb fit_peak_rss_mb image_auroc pixel_auroc weights "
             "search selection coverage_vs_exact decode_ms_per_image backbone_ms_per_image "
+            "check_ms_per_image train_suspects "
             "predict_no_workers_ms_per_image").split()
 ARGS = [*TINY_ARGS, "--sampling", "coreset", "--threads", "1"]
 
