@@ -145,8 +145,10 @@ def stage_ms(model, paths: list) -> dict:
     tile = model.config.tile
     ds = ImageSet(paths, 0 if tile else model.config.resize, 0 if tile else model.config.crop)
     decoded, decode_s = timed(lambda: [ds[i] for i in range(len(ds))])
-    batches = ([tiling._tile_batch(model, x)[0] for x in decoded] if tile else
-               list(torch.stack(decoded).split(model.config.batch_size)))
+    c = model.config
+    batches = ([t for x in decoded for t, _ in tiling.batches(
+        x, tiling.layout(tuple(x.shape[-2:]), c), c, c.batch_size)] if tile else
+               list(torch.stack(decoded).split(c.batch_size)))
     with torch.inference_mode():
         model.embed(batches[0][:1])  # warm-up
         _, embed_s = timed(lambda: [model.embed(b) for b in batches])
@@ -176,7 +178,7 @@ def worker(spec: dict) -> dict:
     _, fit_s = timed(model.fit, train)
     fit_rss = peak_rss_mb()
     if model.bank.patches.device.type == "cpu":
-        model.bank_bound()  # computed once per model: not part of either predict timing
+        model.bank.bound()  # computed once per model: not part of either predict timing
     workers, model.workers = model.workers, 0
     _, serial_s = timed(model.predict, paths)
     model.workers = workers
