@@ -87,6 +87,14 @@ def test_append_with_no_sampling_equals_one_fit_threshold_included(planted):
     assert grown.map_range == pytest.approx(both.map_range, rel=1e-6)
 
 
+def test_planted_defects_are_named_with_mobilenet(planted):
+    good, bad = planted
+    with pytest.warns(UserWarning, match="suspect training image"):
+        model = PatchCore(**TINY, backbone="mobilenet_v2", layers=("features.6", "features.13"),
+                          sampling_ratio=0.25).fit(sorted(good + bad))
+    assert {s["path"] for s in model.info["train_suspects"]} == {str(p) for p in bad}
+
+
 def test_cli_fit_and_evaluate_report_suspects(planted, tmp_path, capsys):
     good, bad = planted
     folder = tmp_path / "cat"
