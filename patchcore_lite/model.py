@@ -233,7 +233,7 @@ class PatchCore(calibration.Calibrated):
         """(P, D) patch embeddings -> distances (P, k) and indices (P, k) of the k nearest bank
         patches: the fitted bank (faiss or exact search, bank.py), or another `bank` tensor.
         exclude=[(a, b), ...] leaves those rows of the fitted bank out."""
-        if bank is None or bank is self.bank.patches:
+        if bank is None or (self.bank is not None and bank is self.bank.patches):
             return self.bank.nearest(queries, k, exclude, self.config.search)
         return knn.knn(queries, bank, k, bound=bound)
 

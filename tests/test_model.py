@@ -235,3 +235,14 @@ def test_cuda_predict_equals_cpu(fitted, saved):
     cpu_scores, cpu_maps = fitted.predict(TEST)
     np.testing.assert_allclose(scores, cpu_scores, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(maps, cpu_maps, rtol=1e-3, atol=1e-4)
+
+
+def test_score_features_with_a_given_bank_needs_no_fit():
+    """Lessons and graders score against a bank they built: no fitted bank is needed."""
+    from helpers import TINY_OPTS
+    model = PatchCore(**TINY_OPTS)
+    g = torch.Generator().manual_seed(0)
+    feats, bank = torch.randn(1, 4, 4, 8, generator=g), torch.randn(20, 8, generator=g)
+    _, _, patch = model.score_features(feats, bank=bank, k=1)
+    want = torch.cdist(feats.reshape(-1, 8), bank).min(1).values.reshape(1, 4, 4)
+    assert torch.allclose(patch, want, atol=1e-5)
