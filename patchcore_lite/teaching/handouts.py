@@ -15,6 +15,8 @@ when they are newer than the notebook, and executes the notebook otherwise.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import shutil
@@ -32,6 +34,20 @@ NOTE = ("<p class='pcl-handout-note'><em>Widget: this handout shows its state at
         "(the controls do not recompute here; run the notebook to explore).</em></p>")
 
 
+def _static(png: str) -> str:
+    """A data: URL of a figure's static copy: JPEG (quality 85) when that is smaller than the
+    PNG, which it is for heatmaps and photos; the copies keep the handouts small enough to mail."""
+    from PIL import Image
+
+    raw = base64.b64decode(png)
+    im = Image.open(io.BytesIO(raw))
+    buf = io.BytesIO()
+    im.convert("RGB").save(buf, "JPEG", quality=85)
+    if buf.tell() < len(raw):
+        return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+    return "data:image/png;base64," + png
+
+
 def _plotly_html(output: dict) -> str:
     """The plotly figure as a div (plotly.js is inlined once per page) with its PNG twin."""
     import plotly.io as pio
@@ -40,7 +56,7 @@ def _plotly_html(output: dict) -> str:
                       include_plotlyjs=False)
     png = output["data"].get("image/png")
     img = (f"<img class='pcl-static' alt='static copy of the figure above' "
-           f"src='data:image/png;base64,{png}'>" if png else "")
+           f"src='{_static(png)}'>" if png else "")
     return f"<div class='pcl-figure'>{div}{img}</div>"
 
 
@@ -69,7 +85,7 @@ def prepare(nb) -> nbformat.NotebookNode:
             if PLOTLY_MIME in data:
                 o = nbformat.v4.new_output("display_data", {"text/html": _plotly_html(o)})
             elif WIDGET_MIME in data:
-                imgs = "".join(f"<img class='pcl-static' src='data:image/png;base64,{p}'>"
+                imgs = "".join(f"<img class='pcl-static' src='{_static(p)}'>"
                                for p in _widget_pngs(nb, data[WIDGET_MIME]["model_id"]))
                 outputs.append(o)
                 o = nbformat.v4.new_output("display_data", {"text/html": NOTE + imgs})
