@@ -144,10 +144,8 @@ def stream(embed: Callable[[range], torch.Tensor], n_images: int, per_image: tor
         flat = embed(r).reshape(-1, d)  # (n_c*h*w, D)
         t_embed += time.perf_counter() - t
         idx = sampling.select(flat, m, c.sampling, c.seed + r.start, c.proj_dim, False)
-        idx = idx.sort().values.to(flat.device)
-        patches[m0:m0 + m] = flat[idx]
-        image[m0:m0 + m] = (r.start + idx // (h * w)).int()
-        pos[m0:m0 + m] = (idx % (h * w)).int()
+        part = from_picks(flat, idx, torch.arange(r.start, r.stop), (h, w), [])
+        patches[m0:m0 + m], image[m0:m0 + m], pos[m0:m0 + m] = part.patches, part.image, part.pos
         m0 += m
         bar.update(len(r))
         del flat

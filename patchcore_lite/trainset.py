@@ -26,6 +26,8 @@ SUSPECT_K = 8.0  # robust z above which an image is a suspect: clean embedded ca
 # at most 6 (random-init resnet18, 80 images each); planted defects score 30-120
 MIN_FOR_SUSPECTS = 8  # fewer scored images say too little about what is normal
 MAX_ROUNDS = 4
+MAP_PIXELS = 224 * 224  # pixels of each good map kept for the colour scale (a tiled image's
+# map at its original size is thinned to about this many: 1,000 maps stay near 200 MB)
 
 
 def sample(n_images: int, most: int = MAX_IMAGES) -> list[int]:
@@ -90,9 +92,10 @@ def check(score: Callable[[list[int], list[int]], list], ids: list[int], names: 
 
 def leave_one_out(bank, score, stitch, images: list[int], f: torch.Tensor, lay
                   ) -> tuple[float, torch.Tensor]:
-    """Score and flat map of image images[0] from its features f (T, h, w, D), against the bank
-    without the patches of `images`: score(f, exclude) -> (scores (T,), maps (T, S, S)); a tiled
-    image scores the max of its stitched map, stitch(maps, layout)."""
+    """Score and flat map (about MAP_PIXELS of it) of image images[0] from its features
+    f (T, h, w, D), against the bank without the patches of `images`: score(f, exclude) ->
+    (scores (T,), maps (T, S, S)); a tiled image scores the max of its stitched map,
+    stitch(maps, layout)."""
     out = [bank.rows_of(j) for j in images]
     if not bank.around(out):
         raise PatchCoreError("images: the memory bank holds the patches of one image only; give "
@@ -104,7 +107,8 @@ def leave_one_out(bank, score, stitch, images: list[int], f: torch.Tensor, lay
     if not bool(torch.isfinite(s).all()):
         raise PatchCoreError(f"images: training image {bank.train_images[images[0]]} scores NaN "
                              "or inf (non-finite pixel values?)")
-    return float(s.max()), m.flatten()
+    m = m.flatten()
+    return float(s.max()), m[::max(1, len(m) // MAP_PIXELS)].clone()  # not a view of the map
 
 
 def check_bank(bank, ds, embed, score, stitch, given=None, first: int = 0,

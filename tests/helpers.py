@@ -86,3 +86,17 @@ def run_in_process(*args) -> subprocess.CompletedProcess:
     finally:
         warnings.formatwarning = formatwarning
     return subprocess.CompletedProcess(args, rc, out.getvalue(), err.getvalue())
+
+
+def hide_module(monkeypatch, module: str) -> None:
+    """Make `import module` fail for the rest of a test, as on a machine without it."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without(name, *args, **kwargs):
+        if name == module:
+            raise ImportError(f"No module named '{module}'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without)

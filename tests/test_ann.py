@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_OPTS
+from helpers import TINY_OPTS, hide_module
 
 from patchcore_lite import PatchCore, ann, knn
 from patchcore_lite.errors import PatchCoreError
@@ -80,16 +80,7 @@ def test_model_with_faiss_scores_like_exact(tiny_category_ro):
 
 
 def test_missing_faiss_is_a_clear_error(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_faiss(name, *args, **kwargs):
-        if name == "faiss":
-            raise ImportError("No module named 'faiss'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_faiss)
+    hide_module(monkeypatch, "faiss")
     with pytest.raises(PatchCoreError, match="pip install faiss-cpu"):
         PatchCore(weights=None, search="faiss", progress=False)
 

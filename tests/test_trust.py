@@ -6,7 +6,6 @@ References: file types from os.stat, bytes written by hand, scores of the .pclit
 
 from __future__ import annotations
 
-import builtins
 import hashlib
 import json
 import os
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import FAST, TINY, run_in_process
+from helpers import FAST, TINY, hide_module, run_in_process
 
 from patchcore_lite import PatchCore, PatchCoreError, io
 from patchcore_lite.apps import onnx_file
@@ -322,14 +321,7 @@ def test_onnx_with_evaluate_append_or_fit_names_what_is_not_supported(signed_onn
 def test_faiss_model_without_faiss_says_install_it(model_file, tmp_path, monkeypatch):
     faiss_model = _rewrite(model_file, tmp_path / "f.pclite",
                            lambda h, t: h["config"].update(search="faiss"))
-    real_import = builtins.__import__
-
-    def no_faiss(name, *a, **k):
-        if name == "faiss":
-            raise ImportError("no faiss")
-        return real_import(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_faiss)
+    hide_module(monkeypatch, "faiss")
     with pytest.raises(PatchCoreError, match="faiss is not installed: install it") as e:
         PatchCore.load(faiss_model)
     assert "malformed" not in str(e.value) and str(faiss_model) in str(e.value)
