@@ -2,7 +2,8 @@
 
 The exact greedy reads a bound for all N patches at each of its M steps (N x M). Here feature
 space is cut into cells of at most `cell_size` patches (median cuts on principal coordinates),
-and every cell runs the exact loop on its own patches, with bounds from its own principal axes
+and every cell runs the exact loop (`sampling.greedy_pruned`'s step, the same bound test, batched
+over cells) on its own patches, with bounds from its own principal axes
 (tighter than global ones: a cell is narrow along the global axes). A greedy prefix of a cell
 covers it to the radius of its next pick, so keeping the M picks made at the largest radii over
 all cells covers every cell to about the same radius tau, as the global greedy leaves it: cells
@@ -57,7 +58,7 @@ def split(z: torch.Tensor, cell_size: int) -> list[torch.Tensor]:
 
 def pack(x: torch.Tensor, parts: list[torch.Tensor], starts: list[int], p: int) -> Cells:
     """The loop state of every cell before its first pick; bounds on each cell's own axes.
-    A single cell must hold all patches in order (greedy_pruned): it uses x without a copy."""
+    A single cell must hold all patches in order: it uses x without a copy."""
     k, n, dev = len(parts), max(len(c) for c in parts), x.device
     index = torch.stack([torch.cat([c, c[:1].expand(n - len(c))]) for c in parts])  # (K, n)
     zt = x.new_zeros(k, min(p, x.shape[1]) + 1, n)  # (K, p+1, n)
